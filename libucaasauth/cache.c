@@ -1,0 +1,451 @@
+/* The shared token cache: finding, checking, building and locking segments. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cache.h"
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS (300 * 1000)
+
+int cache_dir(char *buf, size_t size)
+{
+	const char *dir = secure_getenv("UCAASAUTH_RUNTIME_DIR");
+	const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (dir && dir[0] == '/')
+		n = snprintf(buf, size, "%s", dir);
+	else if (xdg && xdg[0] == '/')
+		n = snprintf(buf, size, "%s/ucaasauth", xdg);
+	else
+		/* /dev/shm is world-writable: the directory is checked below,
+		 * so one squatted by another user is refused. */
+		n = snprintf(buf, size, "/dev/shm/ucaasauth-%u",
+		             (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= size)
+		return fail(UCAASAUTH_E_CACHE, "cache directory: path too long");
+	return 0;
+}
+
+/* Opens the directory, creating it with its final mode, and refuses one
+ * that another user could have planted or can enter. */
+static int open_dir(const char *dir)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
+		                  dir);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail(UCAASAUTH_E_CACHE, "cache directory %s: %s", dir,
+		            errno == ENOTDIR || errno == ELOOP
+		                    ? "not a directory (or a symbolic link)"
+		                    : strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
+		                  dir);
+	}
+	if (st.st_uid != geteuid()) {
+		close(fd);
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache directory %s: owned by uid %u, expected %u; "
+		            "refusing a directory another user made",
+		            dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache directory %s: mode %04o, expected 0700",
+		            dir, (unsigned)(st.st_mode & 07777));
+	}
+	return fd;
+}
+
+static void segment_init(struct segment *seg)
+{
+	pthread_mutexattr_t attr;
+
+	memset(seg, 0, sizeof(*seg));
+	seg->magic = SEGMENT_MAGIC;
+	seg->version = SEGMENT_VERSION;
+	seg->size = SEGMENT_SIZE;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&seg->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	atomic_store_explicit(&seg->state, SEGMENT_READY, memory_order_release);
+}
+
+static bool segment_valid(const struct segment *seg)
+{
+	return seg->magic == SEGMENT_MAGIC &&
+	       seg->version == SEGMENT_VERSION && seg->size == SEGMENT_SIZE &&
+	       atomic_load_explicit(&seg->state, memory_order_acquire) ==
+	               SEGMENT_READY;
+}
+
+/* Tokens never reach swap or a core dump. */
+static int protect(struct segment *seg, const char *path)
+{
+	if (mlock(seg, SEGMENT_SIZE) < 0)
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache segment %s: cannot lock it in memory (%s); "
+		            "raise RLIMIT_MEMLOCK (ulimit -l)",
+		            path, strerror(errno));
+	if (madvise(seg, SEGMENT_SIZE, MADV_DONTDUMP) < 0)
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
+		                  path);
+	return 0;
+}
+
+static int map_fd(int fd, const char *path, struct segment **ret)
+{
+	void *p = mmap(NULL, SEGMENT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+	               fd, 0);
+
+	if (p == MAP_FAILED)
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
+		                  path);
+	if (protect(p, path) < 0) {
+		munmap(p, SEGMENT_SIZE);
+		return UCAASAUTH_E_CACHE;
+	}
+	*ret = p;
+	return 0;
+}
+
+/* A new segment is built under a temporary name and renamed into place
+ * only when whole, so no process can map a half-initialised one. Processes
+ * still mapping a segment it replaces keep their own copy. */
+static int build(int dirfd, const char *path, const char *name,
+                 struct segment **ret)
+{
+	char tmp[NAME_MAX + 1];
+	struct segment *seg;
+	int fd, r;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%08x", name,
+	             randombytes_random()) >= (int)sizeof(tmp))
+		return fail(UCAASAUTH_E_CACHE, "cache segment: name too long");
+	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+	                                O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
+		                  path);
+	if (ftruncate(fd, SEGMENT_SIZE) < 0) {
+		r = fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment", path);
+		goto fail;
+	}
+	r = map_fd(fd, path, &seg);
+	if (r < 0)
+		goto fail;
+	segment_init(seg);
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		r = fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment", path);
+		munmap(seg, SEGMENT_SIZE);
+		goto fail;
+	}
+	close(fd);
+	*ret = seg;
+	return 0;
+fail:
+	unlinkat(dirfd, tmp, 0);
+	close(fd);
+	return r;
+}
+
+static int open_existing(int fd, const char *path, struct segment **ret)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
+		                  path);
+	if (!S_ISREG(st.st_mode))
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache segment %s: not a regular file", path);
+	if (st.st_uid != geteuid())
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache segment %s: owned by uid %u, expected %u",
+		            path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & 077)
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache segment %s: mode %04o, expected 0600", path,
+		            (unsigned)(st.st_mode & 07777));
+	if (st.st_size != SEGMENT_SIZE)
+		return 1; /* not ours to read: rebuild */
+	return map_fd(fd, path, ret);
+}
+
+static int open_shared(const char *identity, struct segment **ret)
+{
+	char dir[PATH_MAX], path[PATH_MAX], name[NAME_MAX + 1];
+	unsigned char hash[16];
+	char hex[sizeof(hash) * 2 + 1];
+	struct segment *seg = NULL;
+	int dirfd, fd, r;
+
+	r = cache_dir(dir, sizeof(dir));
+	if (r < 0)
+		return r;
+	/* The name says nothing about the identity behind it. */
+	crypto_generichash(hash, sizeof(hash), (const uint8_t *)identity,
+	                   strlen(identity), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	snprintf(name, sizeof(name), "%s.seg", hex);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		return fail(UCAASAUTH_E_CACHE, "cache directory: path too long");
+
+	dirfd = open_dir(dir);
+	if (dirfd < 0)
+		return dirfd;
+	/* Serialises building and rebuilding among the host's processes;
+	 * taken only when opening, never on the header path. */
+	if (flock(dirfd, LOCK_EX) < 0) {
+		r = fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory", dir);
+		goto out;
+	}
+	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 && errno != ENOENT) {
+		r = fail(UCAASAUTH_E_CACHE, "cache segment %s: %s", path,
+		         errno == ELOOP ? "is a symbolic link"
+		                        : strerror(errno));
+		goto out;
+	}
+	if (fd >= 0) {
+		r = open_existing(fd, path, &seg);
+		close(fd);
+		if (r < 0)
+			goto out;
+		if (seg && !segment_valid(seg)) {
+			/* Garbage, another layout, or a builder that died:
+			 * never read as valid, replaced whole. */
+			munmap(seg, SEGMENT_SIZE);
+			seg = NULL;
+		}
+	}
+	r = seg ? 0 : build(dirfd, path, name, &seg);
+	if (r == 0)
+		*ret = seg;
+out:
+	close(dirfd); /* drops the flock */
+	return r;
+}
+
+int cache_open(enum cache_mode mode, const char *identity,
+               struct segment **ret)
+{
+	struct segment *seg;
+
+	if (mode == CACHE_SHARED)
+		return open_shared(identity, ret);
+	/* cache = process: the same logic on memory no other process sees. */
+	seg = mmap(NULL, SEGMENT_SIZE, PROT_READ | PROT_WRITE,
+	           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (seg == MAP_FAILED)
+		return fail(UCAASAUTH_E_NOMEM, "process cache: %s",
+		            strerror(errno));
+	if (protect(seg, "(process memory)") < 0) {
+		munmap(seg, SEGMENT_SIZE);
+		return UCAASAUTH_E_CACHE;
+	}
+	segment_init(seg);
+	*ret = seg;
+	return 0;
+}
+
+void cache_close(struct segment *seg)
+{
+	if (seg)
+		munmap(seg, SEGMENT_SIZE);
+}
+
+static void write_begin(struct segment *seg)
+{
+	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&seg->seq, s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+}
+
+static void write_end(struct segment *seg)
+{
+	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&seg->seq, s + 1, memory_order_release);
+}
+
+static void clear_token(struct segment *seg)
+{
+	atomic_store_explicit(&seg->len, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_real, 0, memory_order_relaxed);
+	for (size_t i = 0; i < HEADER_WORDS; i++)
+		atomic_store_explicit(&seg->header[i], 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&seg->generation, 1, memory_order_relaxed);
+}
+
+/* The previous holder died while holding the lock, perhaps mid-write: its
+ * token cannot be trusted, and the seqlock must become even again. */
+static void repair(struct segment *seg)
+{
+	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
+
+	if (s & 1) {
+		clear_token(seg);
+		atomic_store_explicit(&seg->seq, s + 1, memory_order_release);
+	}
+}
+
+int cache_lock(struct segment *seg, int64_t deadline_ms)
+{
+	struct timespec ts;
+	int r;
+
+	if (deadline_ms == 0) {
+		r = pthread_mutex_trylock(&seg->lock);
+		if (r == EBUSY)
+			return 1;
+	} else {
+		ts.tv_sec = deadline_ms / 1000;
+		ts.tv_nsec = (deadline_ms % 1000) * 1000000;
+		/* The deadline is on the coarse clock; the monotonic clock is
+		 * never behind it. */
+		r = pthread_mutex_clocklock(&seg->lock, CLOCK_MONOTONIC, &ts);
+		if (r == ETIMEDOUT)
+			return fail(UCAASAUTH_E_TIMEOUT,
+			            "waited too long for another process's "
+			            "login");
+	}
+	if (r == EOWNERDEAD) {
+		repair(seg);
+		pthread_mutex_consistent(&seg->lock);
+		r = 0;
+	}
+	if (r != 0)
+		return fail(UCAASAUTH_E_CACHE, "cache lock: %s", strerror(r));
+	return 0;
+}
+
+void cache_unlock(struct segment *seg)
+{
+	pthread_mutex_unlock(&seg->lock);
+}
+
+void cache_publish(struct segment *seg, const char *header, size_t len,
+                   int64_t expires_ms, int64_t expires_real)
+{
+	uint64_t w;
+
+	assert(len > 0 && len <= HEADER_MAX);
+	write_begin(seg);
+	clear_token(seg);
+	for (size_t i = 0; i * 8 < len; i++) {
+		w = 0;
+		memcpy(&w, header + i * 8, len - i * 8 < 8 ? len - i * 8 : 8);
+		atomic_store_explicit(&seg->header[i], w, memory_order_relaxed);
+	}
+	atomic_store_explicit(&seg->len, len, memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_ms, expires_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_real, expires_real,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->next_attempt_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->last_status, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->failures, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&seg->logins, 1, memory_order_relaxed);
+	atomic_store_explicit(&seg->last_login_real, time(NULL),
+	                      memory_order_relaxed);
+	write_end(seg);
+}
+
+void cache_drop(struct segment *seg)
+{
+	write_begin(seg);
+	clear_token(seg);
+	write_end(seg);
+}
+
+void cache_record_failure(struct segment *seg, int status, const char *error)
+{
+	unsigned failures = atomic_load_explicit(&seg->failures,
+	                                         memory_order_relaxed) + 1;
+	int64_t delay = BACKOFF_FIRST_MS;
+	char text[ERROR_TEXT_MAX] = {0};
+
+	/* 1 s doubling to 300 s, plus up to a quarter more at random so that
+	 * hosts that failed together do not retry together. */
+	for (unsigned i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	delay += randombytes_uniform(delay / 4 + 1);
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	snprintf(text, sizeof(text), "%s", error ? error : "");
+
+	write_begin(seg);
+	atomic_store_explicit(&seg->failures, failures, memory_order_relaxed);
+	atomic_store_explicit(&seg->next_attempt_ms, now_ms() + delay,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->last_status, status, memory_order_relaxed);
+	for (size_t i = 0; i < ERROR_TEXT_MAX / 8; i++) {
+		uint64_t w;
+		memcpy(&w, text + i * 8, 8);
+		atomic_store_explicit(&seg->error[i], w, memory_order_relaxed);
+	}
+	write_end(seg);
+}
+
+void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)
+{
+	struct refresh_state st;
+
+	memset(&st, 0, sizeof(st));
+	/* Bounded: a writer that died mid-write leaves seq odd until the
+	 * next lock holder repairs it. */
+	for (int tries = 0; tries < 100000; tries++) {
+		uint64_t s1 = atomic_load_explicit(&seg->seq,
+		                                   memory_order_acquire);
+		if (s1 & 1)
+			continue;
+		st.expires_real = atomic_load_explicit(&seg->expires_real,
+		                                       memory_order_relaxed);
+		st.next_attempt_ms = atomic_load_explicit(
+			&seg->next_attempt_ms, memory_order_relaxed);
+		st.last_status = atomic_load_explicit(&seg->last_status,
+		                                      memory_order_relaxed);
+		st.failures = atomic_load_explicit(&seg->failures,
+		                                   memory_order_relaxed);
+		st.logins = atomic_load_explicit(&seg->logins,
+		                                 memory_order_relaxed);
+		st.last_login_real = atomic_load_explicit(
+			&seg->last_login_real, memory_order_relaxed);
+		for (size_t i = 0; i < ERROR_TEXT_MAX / 8; i++) {
+			uint64_t w = atomic_load_explicit(&seg->error[i],
+			                                  memory_order_relaxed);
+			memcpy(st.error + i * 8, &w, 8);
+		}
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&seg->seq, memory_order_relaxed) == s1)
+			break;
+		memset(&st, 0, sizeof(st));
+	}
+	/* Validated after the copy. */
+	st.error[ERROR_TEXT_MAX - 1] = 0;
+	if (st.last_status > 0 || st.last_status < UCAASAUTH_E_NOMEM)
+		st.last_status = UCAASAUTH_E_CACHE;
+	*ret = st;
+}

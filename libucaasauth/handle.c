@@ -1,0 +1,111 @@
+/* ucaasauth_open() and ucaasauth_close(). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cache.h"
+
+/* Who shares a token: the same user, server, application and account. */
+static int identity(const struct ucaasauth *ua, char *buf, size_t size)
+{
+	const struct profile *p = ua->profile;
+	int n = snprintf(buf, size, "v1\n%u\n%s\n%s\n%s", (unsigned)geteuid(),
+	                 p->api_base, p->app_id, ua->secrets->email);
+
+	if (n < 0 || (size_t)n >= size)
+		return fail(UCAASAUTH_E_CONFIG, "profile '%s': identity too long",
+		            p->name);
+	return 0;
+}
+
+static int open_profile(struct ucaasauth *ua, const char *name)
+{
+	char path[PATH_MAX], id[4096];
+	const char *missing;
+	int r;
+
+	r = config_path(path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = config_load(path, &ua->config);
+	if (r < 0)
+		return r;
+	r = config_find(ua->config, name, &ua->profile);
+	if (r < 0)
+		return r;
+	if (ua->profile->cache == CACHE_DAEMON)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "%s:%d: profile '%s': cache = daemon is not "
+		            "supported by this version",
+		            path, ua->profile->line, ua->profile->name);
+	r = cred_load(ua->profile, &ua->secrets);
+	if (r < 0)
+		return r;
+	missing = secrets_missing(ua->secrets, ua->profile->provider);
+	if (missing)
+		return fail(UCAASAUTH_E_CREDENTIALS,
+		            "credential file %s: no %s, which the %s provider of "
+		            "profile '%s' needs (ucaas-auth store %s)",
+		            ua->profile->credentials, missing,
+		            provider_name(ua->profile->provider),
+		            ua->profile->name, ua->profile->name);
+	if (ua->profile->provider == PROVIDER_BASIC)
+		return basic_header(ua->profile->app_id, ua->secrets->app_key,
+		                    &ua->basic, &ua->basic_len);
+
+	ua->ahead_ms = ua->profile->refresh_ahead * 1000LL;
+	ua->margin_ms = ua->profile->expiry_margin * 1000LL;
+	ua->wait_ms = ua->profile->wait_timeout * 1000LL;
+	r = identity(ua, id, sizeof(id));
+	if (r < 0)
+		return r;
+	r = cache_open(ua->profile->cache, id, &ua->seg);
+	sodium_memzero(id, sizeof(id));
+	return r;
+}
+
+EXPORT int ucaasauth_open(struct ucaasauth **ret, const char *profile,
+                          unsigned flags)
+{
+	struct ucaasauth *ua;
+	int r;
+
+	if (!ret)
+		return fail(UCAASAUTH_E_INVALID, "ucaasauth_open: ret is NULL");
+	if (flags != 0)
+		return fail(UCAASAUTH_E_INVALID,
+		            "ucaasauth_open: flags must be 0, not %#x", flags);
+	if (profile && !profile_name_valid(profile))
+		return fail(UCAASAUTH_E_INVALID,
+		            "ucaasauth_open: a profile name is 1 to %d letters, "
+		            "digits, '-' or '_'",
+		            PROFILE_NAME_MAX);
+	if (sodium_init() < 0)
+		return fail(UCAASAUTH_E_NOMEM, "libsodium failed to start");
+	ua = calloc(1, sizeof(*ua));
+	if (!ua)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	r = open_profile(ua, profile);
+	if (r < 0) {
+		ucaasauth_close(ua);
+		return r;
+	}
+	*ret = ua;
+	return UCAASAUTH_OK;
+}
+
+EXPORT void ucaasauth_close(struct ucaasauth *ua)
+{
+	if (!ua)
+		return;
+	login_free(&ua->login);
+	cache_close(ua->seg);
+	if (ua->basic)
+		sodium_free(ua->basic);
+	secrets_free(ua->secrets);
+	config_free(ua->config);
+	free(ua);
+}

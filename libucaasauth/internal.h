@@ -1,0 +1,163 @@
+/*
+ * Internals shared by the library, the CLI, the daemon and the tests (all
+ * link the static ucaasauth-private library). Nothing here is exported.
+ */
+#ifndef UCAASAUTH_INTERNAL_H
+#define UCAASAUTH_INTERNAL_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "ucaasauth.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* error.c: record this thread's detail text; both return `status`. */
+int fail(int status, const char *fmt, ...) PRINTF(2, 3);
+int fail_errno(int status, int err, const char *what, const char *path);
+
+/* file.c: files that hold secrets or decide where secrets go. */
+enum file_owner {
+	OWNER_SELF,        /* owned by the effective uid, no access for others */
+	OWNER_SELF_OR_ROOT /* owned by us or root, writable by nobody else */
+};
+/*
+ * Reads a whole regular file of at most `max` bytes, after checking its
+ * type, owner and mode the way ssh checks a private key. With `secret`
+ * the buffer comes from sodium_malloc (free with sodium_free), else from
+ * malloc. Failures return `status` with the file, its mode and the mode
+ * expected in the detail text.
+ */
+int file_read(const char *path, const char *what, enum file_owner owner,
+              size_t max, bool secret, int status, uint8_t **ret_data,
+              size_t *ret_len);
+/* Writes data to a temporary file with `mode`, fsyncs, renames it over
+ * path and fsyncs the directory: the old file stays whole on failure. */
+int file_write_atomic(const char *path, const char *what, const void *data,
+                      size_t len, mode_t mode, int status);
+/* Creates the parent directory of path (one level) with mode 0700 if it
+ * is missing. */
+int file_make_parent(const char *path, int status);
+
+/* config.c */
+enum cache_mode { CACHE_SHARED, CACHE_PROCESS, CACHE_DAEMON };
+enum provider_kind { PROVIDER_BASIC, PROVIDER_LOGIN };
+
+#define PROFILE_NAME_MAX 64
+
+struct profile {
+	char *name;
+	char *api_base;    /* no trailing slash */
+	char *app_id;
+	char *credentials; /* absolute path */
+	char *key_file;    /* absolute path */
+	char *ca_file;     /* absolute path or NULL */
+	enum provider_kind provider;
+	enum cache_mode cache;
+	int token_ttl, refresh_ahead, expiry_margin; /* seconds */
+	int wait_timeout, connect_timeout, timeout;  /* seconds */
+	int line; /* where its section starts, for messages */
+};
+
+struct config {
+	char *path;
+	char *default_profile;
+	struct profile *profiles;
+	size_t n_profiles;
+};
+
+/* The configuration file the library reads: $UCAASAUTH_CONFIG, then the
+ * user's, then the system's. Writes at most size bytes. */
+int config_path(char *buf, size_t size);
+/* Parses a configuration file's text; `path` names it in messages and
+ * anchors relative paths. */
+int config_parse(const char *text, size_t len, const char *path,
+                 struct config **ret);
+int config_load(const char *path, struct config **ret);
+void config_free(struct config *config);
+/* NULL name: the default profile. */
+int config_find(const struct config *config, const char *name,
+                const struct profile **ret);
+bool profile_name_valid(const char *name);
+const char *provider_name(enum provider_kind kind);
+
+/* credstore.c */
+#define MASTER_KEY_BYTES 32
+#define SECRET_MAX 1024
+
+/* Decrypted secrets: one sodium_malloc block, wiped by secrets_free. */
+struct secrets {
+	char app_key[SECRET_MAX + 1];
+	char email[SECRET_MAX + 1];
+	char password[SECRET_MAX + 1];
+};
+
+struct secrets *secrets_new(void);
+void secrets_free(struct secrets *secrets);
+/* Parses "key=value" lines (app_key, email, password) into secrets. */
+int secrets_parse(struct secrets *secrets, const char *text, size_t len,
+                  const char *what);
+
+/* The master key: $CREDENTIALS_DIRECTORY/ucaasauth.key when that exists,
+ * else key_file. *ret is sodium_malloc'd MASTER_KEY_BYTES. */
+int key_load(const char *key_file, uint8_t **ret);
+int key_generate(const char *path);
+
+int cred_encrypt(const struct secrets *secrets, const char *profile,
+                 const uint8_t *key, uint8_t **ret_data, size_t *ret_len);
+int cred_decrypt(const uint8_t *data, size_t len, const char *profile,
+                 const uint8_t *key, const char *path,
+                 struct secrets **ret);
+int cred_load(const struct profile *profile, struct secrets **ret);
+int cred_store(const struct profile *profile, const struct secrets *secrets);
+/* What a provider needs from the store; NULL if all is there. */
+const char *secrets_missing(const struct secrets *secrets,
+                            enum provider_kind kind);
+
+/* provider-basic.c: "Authorization: Basic base64(app_id:app_key)" in
+ * sodium_malloc memory. */
+int basic_header(const char *app_id, const char *app_key, char **ret,
+                 size_t *ret_len);
+
+/* login.c: the login provider. */
+#define TOKEN_MAX 2048
+#define ANSWER_MAX (64 * 1024)
+
+struct login {
+	void *easy; /* CURL *, reused for keep-alive; one per process */
+	pid_t pid;  /* the process that made it: never used across fork */
+};
+
+/* POSTs the login and writes the token (NUL-terminated) into
+ * token[0..TOKEN_MAX]; *ret_ttl gets its lifetime in seconds. */
+int login_fetch(struct login *login, const struct profile *profile,
+                const struct secrets *secrets, char *token, int *ret_ttl);
+/* Judges one login answer: status, body; the URL names it in messages. */
+int login_parse(long http_status, const char *body, size_t len,
+                const char *url, int default_ttl, char *token,
+                int *ret_ttl);
+void login_free(struct login *login);
+
+/* handle.c */
+struct segment;
+struct ucaasauth {
+	struct config *config;
+	const struct profile *profile;
+	struct secrets *secrets;
+	char *basic; /* Basic profiles: the whole header, sodium_malloc */
+	size_t basic_len;
+	struct segment *seg; /* token profiles */
+	int64_t ahead_ms, margin_ms, wait_ms;
+	struct login login;
+};
+
+/* header.c: fetches and publishes a new token; needs the cache lock. */
+int refresh_locked(struct ucaasauth *ua);
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * The login provider: POST {api_base}/login, and the judgement of its
+ * answer. libcurl and json-c failures are mapped to statuses here and
+ * nowhere else.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+struct answer {
+	char *data; /* sodium_malloc(ANSWER_MAX + 1): it holds the token */
+	size_t len;
+	bool too_big;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_global;
+
+static void curl_start(void)
+{
+	curl_global = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct answer *a = userdata;
+	size_t n = size * nmemb;
+
+	/* Capped: a hostile server cannot make us hold 10 MB. */
+	if (n > ANSWER_MAX - a->len) {
+		a->too_big = true;
+		return 0;
+	}
+	memcpy(a->data + a->len, ptr, n);
+	a->len += n;
+	return n;
+}
+
+/* The server's own words, made safe to put in a message. */
+static void server_msg(const char *body, size_t len, char *out, size_t size)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj = NULL, *msg;
+	size_t o = 0;
+
+	out[0] = 0;
+	if (!tok)
+		return;
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	if (obj && json_object_object_get_ex(obj, "msg", &msg) &&
+	    json_object_is_type(msg, json_type_string)) {
+		for (const char *c = json_object_get_string(msg);
+		     *c && o + 1 < size && o < 120; c++)
+			out[o++] = isprint((unsigned char)*c) ? *c : '?';
+		out[o] = 0;
+	}
+	json_object_put(obj);
+	json_tokener_free(tok);
+}
+
+static bool token_valid(const char *t, size_t len)
+{
+	if (len == 0 || len > TOKEN_MAX)
+		return false;
+	/* Visible ASCII only: no space, CR or LF that could end the header
+	 * line and inject another. */
+	for (size_t i = 0; i < len; i++)
+		if (t[i] < 0x21 || t[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int login_parse(long http_status, const char *body, size_t len,
+                const char *url, int default_ttl, char *token, int *ret_ttl)
+{
+	struct json_tokener *tok;
+	struct json_object *obj, *t, *exp;
+	char msg[128];
+	const char *s;
+	size_t n;
+	int ttl = default_ttl, r;
+
+	if (http_status == 401 || http_status == 403) {
+		server_msg(body, len, msg, sizeof(msg));
+		return fail(UCAASAUTH_E_DENIED,
+		            "POST %s: the server refused the credentials (HTTP "
+		            "%ld%s%s)",
+		            url, http_status, msg[0] ? ": " : "", msg);
+	}
+	if (http_status == 429 || (http_status >= 500 && http_status <= 599)) {
+		server_msg(body, len, msg, sizeof(msg));
+		return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: HTTP %ld%s%s", url,
+		            http_status, msg[0] ? ": " : "", msg);
+	}
+	if (http_status >= 300 && http_status <= 399)
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "POST %s: HTTP %ld redirect, not followed", url,
+		            http_status);
+	if (http_status != 200) {
+		server_msg(body, len, msg, sizeof(msg));
+		return fail(UCAASAUTH_E_PROTOCOL, "POST %s: unexpected HTTP %ld%s%s",
+		            url, http_status, msg[0] ? ": " : "", msg);
+	}
+
+	tok = json_tokener_new();
+	if (!tok)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != len) {
+		r = fail(UCAASAUTH_E_PROTOCOL,
+		         "POST %s: the answer is not one JSON document", url);
+		goto out;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		r = fail(UCAASAUTH_E_PROTOCOL,
+		         "POST %s: the answer is not a JSON object", url);
+		goto out;
+	}
+	if (!json_object_object_get_ex(obj, "token", &t) ||
+	    !json_object_is_type(t, json_type_string)) {
+		r = fail(UCAASAUTH_E_PROTOCOL,
+		         "POST %s: the answer has no \"token\" string", url);
+		goto out;
+	}
+	s = json_object_get_string(t);
+	n = (size_t)json_object_get_string_len(t);
+	if (!token_valid(s, n) || strlen(s) != n) {
+		r = fail(UCAASAUTH_E_PROTOCOL,
+		         "POST %s: the token is empty, longer than %d bytes, or "
+		         "holds spaces or control characters",
+		         url, TOKEN_MAX);
+		goto out;
+	}
+	/* The documented answer has no expiry; honour one if it comes. */
+	if (json_object_object_get_ex(obj, "expires_in", &exp)) {
+		int64_t v = json_object_get_int64(exp);
+		if (!json_object_is_type(exp, json_type_int) || v < 1 ||
+		    v > 86400) {
+			r = fail(UCAASAUTH_E_PROTOCOL,
+			         "POST %s: \"expires_in\" is not a number of "
+			         "seconds from 1 to 86400",
+			         url);
+			goto out;
+		}
+		ttl = (int)v;
+	}
+	memcpy(token, s, n);
+	token[n] = 0;
+	*ret_ttl = ttl;
+	r = 0;
+out:
+	if (obj && json_object_object_get_ex(obj, "token", &t) &&
+	    json_object_is_type(t, json_type_string))
+		sodium_memzero((char *)json_object_get_string(t),
+		               (size_t)json_object_get_string_len(t));
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return r;
+}
+
+/* {"email": ..., "password": ...} in guarded memory; json-c's copies are
+ * wiped before they are freed. */
+static int make_body(const struct secrets *secrets, char **ret, size_t *ret_len)
+{
+	struct json_object *obj = json_object_new_object();
+	struct json_object *email = json_object_new_string(secrets->email);
+	struct json_object *password = json_object_new_string(secrets->password);
+	const char *s = NULL;
+	size_t len = 0;
+	char *body;
+	int r = 0;
+
+	if (!obj || !email || !password) {
+		json_object_put(email);
+		json_object_put(password);
+		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	json_object_object_add(obj, "email", email);
+	json_object_object_add(obj, "password", password);
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	body = s ? sodium_malloc(len + 1) : NULL;
+	if (!body) {
+		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(body, s, len + 1);
+	*ret = body;
+	*ret_len = len;
+out:
+	if (s)
+		sodium_memzero((char *)s, len);
+	if (password)
+		sodium_memzero((char *)json_object_get_string(password),
+		               strlen(secrets->password));
+	json_object_put(obj);
+	return r;
+}
+
+static int transport_error(CURLcode code, const char *url, bool too_big)
+{
+	if (too_big || code == CURLE_FILESIZE_EXCEEDED)
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "POST %s: the answer is larger than %d bytes", url,
+		            ANSWER_MAX);
+	if (code == CURLE_OUT_OF_MEMORY)
+		return fail(UCAASAUTH_E_NOMEM, "POST %s: out of memory", url);
+	if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT)
+		return fail(UCAASAUTH_E_CONFIG, "POST %s: %s", url,
+		            curl_easy_strerror(code));
+	/* Refused, unreachable, reset, timed out, TLS failures: the server
+	 * is not there for us now. */
+	return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: %s", url,
+	            curl_easy_strerror(code));
+}
+
+static CURL *easy_for(struct login *login)
+{
+	pid_t pid = getpid();
+
+	/* After fork the parent's connection is not ours: a child that
+	 * reused or closed it would corrupt the parent's stream. */
+	if (login->easy && login->pid != pid)
+		login->easy = NULL;
+	if (!login->easy) {
+		pthread_once(&curl_once, curl_start);
+		if (curl_global != CURLE_OK)
+			return NULL;
+		login->easy = curl_easy_init();
+		login->pid = pid;
+	}
+	return login->easy;
+}
+
+int login_fetch(struct login *login, const struct profile *profile,
+                const struct secrets *secrets, char *token, int *ret_ttl)
+{
+	struct answer answer = {0};
+	struct curl_slist *headers = NULL, *h;
+	char url[1100], api_id[300];
+	char *body = NULL;
+	size_t body_len = 0;
+	long status = 0;
+	CURLcode code;
+	CURL *easy;
+	int r;
+
+	snprintf(url, sizeof(url), "%s/login", profile->api_base);
+	snprintf(api_id, sizeof(api_id), "X-Api-Id: %s", profile->app_id);
+	easy = easy_for(login);
+	if (!easy)
+		return fail(UCAASAUTH_E_NOMEM, "libcurl failed to start");
+	answer.data = sodium_malloc(ANSWER_MAX + 1);
+	if (!answer.data)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	r = make_body(secrets, &body, &body_len);
+	if (r < 0)
+		goto out;
+	h = curl_slist_append(NULL, api_id);
+	if (h) {
+		headers = h;
+		h = curl_slist_append(headers, "Content-Type: application/json");
+	}
+	if (h)
+		h = curl_slist_append(headers, "Accept: application/json");
+	if (!h) {
+		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
+		goto out;
+	}
+
+	curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (profile->ca_file)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, profile->ca_file);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
+	                 (long)profile->connect_timeout);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long)profile->timeout);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE, (long)ANSWER_MAX);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT,
+	                 "libucaasauth/" UCAASAUTH_VERSION);
+
+	code = curl_easy_perform(easy);
+	/* The handle keeps the connection, not our pointers. */
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	if (code != CURLE_OK) {
+		r = transport_error(code, url, answer.too_big);
+		goto out;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	answer.data[answer.len] = 0;
+	r = login_parse(status, answer.data, answer.len, url,
+	                profile->token_ttl, token, ret_ttl);
+out:
+	curl_slist_free_all(headers);
+	if (body)
+		sodium_free(body);
+	sodium_free(answer.data);
+	return r;
+}
+
+void login_free(struct login *login)
+{
+	if (login->easy && login->pid == getpid())
+		curl_easy_cleanup(login->easy);
+	login->easy = NULL;
+}

@@ -1,0 +1,35 @@
+/* The basic provider: "Authorization: Basic base64(APP_ID:APP_KEY)". */
+#include <sodium.h>
+
+#include "internal.h"
+
+#define BASIC_PREFIX "Authorization: Basic "
+
+int basic_header(const char *app_id, const char *app_key, char **ret,
+                 size_t *ret_len)
+{
+	size_t id_len = strlen(app_id), key_len = strlen(app_key);
+	size_t pair_len = id_len + 1 + key_len, prefix = strlen(BASIC_PREFIX);
+	size_t b64 = sodium_base64_ENCODED_LEN(pair_len,
+	                                       sodium_base64_VARIANT_ORIGINAL);
+	char *pair, *header;
+
+	/* Both the joined pair and the header are as secret as the key. */
+	pair = sodium_malloc(pair_len);
+	header = sodium_malloc(prefix + b64);
+	if (!pair || !header) {
+		sodium_free(pair);
+		sodium_free(header);
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	}
+	memcpy(pair, app_id, id_len);
+	pair[id_len] = ':';
+	memcpy(pair + id_len + 1, app_key, key_len);
+	memcpy(header, BASIC_PREFIX, prefix);
+	sodium_bin2base64(header + prefix, b64, (const unsigned char *)pair,
+	                  pair_len, sodium_base64_VARIANT_ORIGINAL);
+	sodium_free(pair);
+	*ret = header;
+	*ret_len = strlen(header);
+	return 0;
+}
