@@ -4,24 +4,37 @@
 A real HTTP/1.1 server (keep-alive, Content-Length on every answer) on
 127.0.0.1 that imitates the two things libucaasauth talks to:
 
- POST /ucaas/v1/login      X-Api-Id + JSON {email, password} -> {"token": ...}
- GET  /ucaas/v1/customers  Authorization: Basic ... | Token ...
+    POST /ucaas/v1/login      X-Api-Id + JSON {email, password} -> {"token": ...}
+    GET  /ucaas/v1/customers  Authorization: Basic ... | Token ...
 
 plus a control interface for tests on the same port (no auth):
 
- GET  /_mock/stats         counters, login times, current token
- POST /_mock/config        change settings and inject faults (JSON object)
- POST /_mock/reset         zero counters, clear faults, restore the
-              command-line credentials and token_ttl
+    GET  /_mock/stats         counters, login times (a list and a
+                              comma-separated string), current token
+    POST /_mock/config        change settings and inject faults (JSON object)
+    POST /_mock/reset         zero counters, clear faults, restore the
+                              command-line credentials and token_ttl
 
 When it listens, it writes the port number to --port-file atomically
 (temporary file + rename), so a client can poll for that file. SIGTERM and
-SIGINT stop it cleanly (exit status 0). Standard library only.
+SIGINT stop it cleanly (exit status 0, port file removed). Standard library
+only.
 
 Counting rules: every POST to /login counts in "logins" as soon as its
 headers have arrived (so "hang" and "drop" count too). An attempt counts in
 "logins_ok" when it issued a token (normal, "expires_in" and "slow"
-answers), otherwise in "logins_failed"; logins == logins_ok + logins_failed.
+answers), otherwise in "logins_failed"; logins == logins_ok + logins_failed
+at all times, even while a slow answer is still being sent.
+
+Tokens: each keeps the token_ttl in force when it was issued. Reset does not
+forget issued tokens (a client's cached token stays valid); use
+{"expire_all": true} or {"revoke": TOKEN} for that. Faults (drop, hang,
+redirect, huge, slow) apply whatever the request; "slow" sends whatever the
+answer would have been (200 with a token, or an error), byte by byte.
+
+/customers is stricter than HTTP requires: exactly one Authorization header,
+and the scheme spelled exactly "Basic" or "Token", so that a client that
+duplicates or mangles the header is caught.
 """
 
 import argparse
@@ -130,6 +143,8 @@ class State:
                 "logins_ok": self.logins_ok,
                 "logins_failed": self.logins_failed,
                 "login_times": list(self.login_times),
+                # The same times as one string, for C tests that strtod() them.
+                "login_times_csv": ",".join("%.6f" % t for t in self.login_times),
                 "customers_ok": self.customers_ok,
                 "customers_refused": self.customers_401 + self.customers_403,
                 "customers_401": self.customers_401,
@@ -328,7 +343,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def login(self):
         st = self.server.state
-        stopping = self.server.stopping
         with st.lock:
             st.logins += 1
             st.login_times.append(time.time())
@@ -337,73 +351,81 @@ class Handler(BaseHTTPRequestHandler):
             fault = st.login_fault
             status = st.login_status
             raw = st.login_body
-        ok = False
+        # The outcome is counted before anything is sent, so that the stats
+        # are exact even while a "slow" or "huge" answer is still going out.
         try:
             body = self.read_body()
-            if delay > 0 and stopping.wait(delay):
-                self.close_connection = True
-                return
+        except BaseException:
+            self.count_failure()
+            raise
+        if delay > 0 and self.server.stopping.wait(delay):
+            self.count_failure()
+            self.close_connection = True
+            return
+        if fault in ("drop", "hang", "redirect", "huge"):
+            self.count_failure()
             if fault == "drop":
                 self.close_connection = True
-                return
-            if fault == "hang":
-                return self.hang()
-            if fault == "redirect":
-                return self.reply(302, error_body(R_NOT_FOUND, "Moved", "Login moved"),
-                                  headers=[("Location", API + "/login2")])
-            if fault == "huge":
-                return self.huge()
-            if status is not None or raw is not None:
-                if raw is not None:
-                    return self.reply(status or 200, raw=raw.encode())
-                return self.reply(status, status_error(status))
-            ok = self.check_login(body)
-            if not ok:
-                return
+            elif fault == "hang":
+                self.hang()
+            elif fault == "redirect":
+                self.reply(302, error_body(R_NOT_FOUND, "Moved", "Login moved"),
+                           headers=[("Location", API + "/login2")])
+            else:
+                self.huge()
+            return
+        if raw is not None:
+            code, answer = status or 200, raw.encode()
+        elif status is not None:
+            code, answer = status, json.dumps(status_error(status)).encode()
+        else:
+            code, answer = self.check_login(body)
+        if code == 200 and answer is None:
             with st.lock:
                 token = st.issue()
                 ttl = st.token_ttl
-            answer = {"result": 0, "token": token}
+            obj = {"result": 0, "token": token}
             if fault == "expires_in":
-                answer["expires_in"] = int(ttl)
-            if fault == "slow":
-                return self.slow(json.dumps(answer).encode())
-            self.reply(200, answer)
-        finally:
-            if not ok:
-                with st.lock:
-                    st.logins_failed += 1
+                obj["expires_in"] = int(ttl)
+            answer = json.dumps(obj).encode()
+        else:
+            self.count_failure()
+        if fault == "slow":
+            self.slow(code, answer)
+        else:
+            self.reply(code, raw=answer)
+
+    def count_failure(self):
+        st = self.server.state
+        with st.lock:
+            st.logins_failed += 1
 
     def check_login(self, body):
-        """Validate a login request, answering the failures. True if valid."""
+        """Validate a login request: (200, None) or (status, error body)."""
         st = self.server.state
         if self.headers.get("X-Api-Id") != st.app_id:
-            self.fail(401, R_UNAUTHORIZED, "Invalid App ID",
-                      "X-Api-Id is missing or unknown")
-            return False
-        ctype = self.headers.get("Content-Type", "")
-        if ctype.split(";")[0].strip().lower() != "application/json":
-            self.fail(400, R_BAD_REQUEST, "Bad request",
-                      "Content-Type must be application/json")
-            return False
-        try:
-            req = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            req = None
-        valid = (isinstance(req, dict) and isinstance(req.get("email"), str)
-                 and isinstance(req.get("password"), str))
-        if not valid:
-            self.fail(400, R_BAD_REQUEST, "Bad request",
-                      "Body must be a JSON object with string email and password")
-            return False
-        with st.lock:
-            good = (st.email is not None and req["email"] == st.email
-                    and req["password"] == st.password)
-        if not good:
-            self.fail(401, R_BAD_CREDENTIALS, "Invalid credentials",
-                      "Email or password is incorrect")
-            return False
-        return True
+            err = (401, R_UNAUTHORIZED, "Invalid App ID", "X-Api-Id is missing or unknown")
+        elif (self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+              != "application/json"):
+            err = (400, R_BAD_REQUEST, "Bad request", "Content-Type must be application/json")
+        else:
+            try:
+                req = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                req = None
+            if not (isinstance(req, dict) and isinstance(req.get("email"), str)
+                    and isinstance(req.get("password"), str)):
+                err = (400, R_BAD_REQUEST, "Bad request",
+                       "Body must be a JSON object with string email and password")
+            else:
+                with st.lock:
+                    good = (st.email is not None and req["email"] == st.email
+                            and req["password"] == st.password)
+                if good:
+                    return 200, None
+                err = (401, R_BAD_CREDENTIALS, "Invalid credentials",
+                       "Email or password is incorrect")
+        return err[0], json.dumps(error_body(*err[1:])).encode()
 
     def customers(self):
         st = self.server.state
@@ -464,11 +486,15 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 return
 
-    def slow(self, body):
-        """A valid 200 answer, status line included, one byte per second."""
+    def slow(self, status, body):
+        """The answer, status line included, one byte per second."""
         self.close_connection = True
-        head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        head = ("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n" % (status, phrase, len(body)))
         for b in head.encode() + body:
             try:
                 self.wfile.write(bytes([b]))
@@ -577,7 +603,12 @@ def main(argv):
     server.stopping = threading.Event()
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as e:
+            sys.stderr.write("mock-ucaas: cannot load %s / %s: %s\n"
+                             % (args.tls_cert, args.tls_key, e))
+            return 1
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
 

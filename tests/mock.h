@@ -47,7 +47,11 @@ void mock_stop(struct mock *m);
  */
 long mock_stat(struct mock *m, const char *key);
 
-/* String field of /_mock/stats ("current_token"), malloc'd; NULL on error or null. */
+/*
+ * String field of /_mock/stats, malloc'd: "current_token", or
+ * "login_times_csv" (login attempt times, comma-separated seconds since the
+ * epoch, oldest first, last 1000). NULL on error or when null.
+ */
 char *mock_stat_str(struct mock *m, const char *key);
 
 /* POST json (an object, see mock-ucaas.py) to /_mock/config. 0 if the mock took it, -1 if not. */

@@ -435,6 +435,15 @@ static void test_faults(struct mock *m) {
 
 	CHECK_INT(mock_stat(m, "logins"), ==, attempts);
 	CHECK_INT(mock_stat(m, "login_times"), ==, attempts);
+	char *csv = mock_stat_str(m, "login_times_csv");
+	CHECK(csv);
+	long times = 0;
+	for (char *p = csv, *end; *p; p = *end == ',' ? end + 1 : end) {
+		CHECK(strtod(p, &end) > 1e9 && end != p);
+		times++;
+	}
+	CHECK_INT(times, ==, attempts);
+	free(csv);
 	CHECK_INT(mock_stat(m, "logins_ok"), ==, 3);
 	CHECK_INT(mock_stat(m, "logins_failed"), ==, attempts - 3);
 	ok("every attempt is counted, faults included");
