@@ -292,6 +292,8 @@ static void write_end(struct segment *seg)
 static void clear_token(struct segment *seg)
 {
 	atomic_store_explicit(&seg->len, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->fresh_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->renew_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->expires_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->expires_real, 0, memory_order_relaxed);
 	for (size_t i = 0; i < HEADER_WORDS; i++)
@@ -347,7 +349,7 @@ void cache_unlock(struct segment *seg)
 }
 
 void cache_publish(struct segment *seg, const char *header, size_t len,
-                   int64_t expires_ms, int64_t expires_real)
+                   const struct token_times *times)
 {
 	uint64_t w;
 
@@ -360,9 +362,13 @@ void cache_publish(struct segment *seg, const char *header, size_t len,
 		atomic_store_explicit(&seg->header[i], w, memory_order_relaxed);
 	}
 	atomic_store_explicit(&seg->len, len, memory_order_relaxed);
-	atomic_store_explicit(&seg->expires_ms, expires_ms,
+	atomic_store_explicit(&seg->fresh_ms, times->fresh_ms,
 	                      memory_order_relaxed);
-	atomic_store_explicit(&seg->expires_real, expires_real,
+	atomic_store_explicit(&seg->renew_ms, times->renew_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_ms, times->expires_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->expires_real, times->expires_real,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&seg->next_attempt_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->last_status, 0, memory_order_relaxed);
@@ -387,13 +393,13 @@ void cache_record_failure(struct segment *seg, int status, const char *error)
 	int64_t delay = BACKOFF_FIRST_MS;
 	char text[ERROR_TEXT_MAX] = {0};
 
-	/* 1 s doubling to 300 s, plus up to a quarter more at random so that
-	 * hosts that failed together do not retry together. */
+	/* 1 s doubling to 300 s, less up to a quarter at random so that
+	 * hosts that failed together do not retry together, at the cap too. */
 	for (unsigned i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
 		delay *= 2;
-	delay += randombytes_uniform(delay / 4 + 1);
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
+	delay -= randombytes_uniform(delay / 4 + 1);
 	snprintf(text, sizeof(text), "%s", error ? error : "");
 
 	write_begin(seg);

@@ -39,7 +39,10 @@ struct segment {
 	/* Read by every caller; written once per refresh. */
 	_Alignas(64) _Atomic uint64_t seq;
 	_Atomic uint64_t generation; /* bumped by every publish and drop */
-	_Atomic int64_t expires_ms;  /* CLOCK_MONOTONIC_COARSE, 0: none */
+	/* CLOCK_MONOTONIC_COARSE milliseconds, all 0 without a token. */
+	_Atomic int64_t fresh_ms;   /* then the advisory window */
+	_Atomic int64_t renew_ms;   /* then the mandatory window */
+	_Atomic int64_t expires_ms; /* then expired */
 	_Atomic uint32_t len;        /* header length, 0: no token */
 	_Atomic uint64_t header[HEADER_WORDS];
 
@@ -60,8 +63,14 @@ _Static_assert(sizeof(struct segment) <= SEGMENT_SIZE,
 struct snapshot {
 	uint64_t seq;
 	uint64_t generation;
-	int64_t expires_ms;
+	int64_t fresh_ms, renew_ms, expires_ms;
 	size_t len;
+};
+
+/* When a token's windows open, fixed by the process that fetched it. */
+struct token_times {
+	int64_t fresh_ms, renew_ms, expires_ms;
+	int64_t expires_real;
 };
 
 /* The refresh state, copied out of the segment. */
@@ -102,6 +111,10 @@ static inline bool segment_read(const struct segment *seg, char *buf,
 			continue;
 		snap->generation = atomic_load_explicit(&seg->generation,
 		                                        memory_order_relaxed);
+		snap->fresh_ms = atomic_load_explicit(&seg->fresh_ms,
+		                                      memory_order_relaxed);
+		snap->renew_ms = atomic_load_explicit(&seg->renew_ms,
+		                                      memory_order_relaxed);
 		snap->expires_ms = atomic_load_explicit(&seg->expires_ms,
 		                                        memory_order_relaxed);
 		len = atomic_load_explicit(&seg->len, memory_order_relaxed);
@@ -144,7 +157,7 @@ int cache_lock(struct segment *seg, int64_t deadline_ms);
 void cache_unlock(struct segment *seg);
 /* The following need the lock. */
 void cache_publish(struct segment *seg, const char *header, size_t len,
-                   int64_t expires_ms, int64_t expires_real);
+                   const struct token_times *times);
 void cache_drop(struct segment *seg);
 void cache_record_failure(struct segment *seg, int status, const char *error);
 void cache_refresh_state(const struct segment *seg, struct refresh_state *ret);

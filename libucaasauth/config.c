@@ -22,7 +22,7 @@ struct where {
 PRINTF(2, 3)
 static int config_fail(const struct where *w, const char *fmt, ...)
 {
-	char msg[400];
+	char msg[768];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -182,18 +182,32 @@ static int set_int(const struct where *w, const char *key, const char *value,
 static bool api_base_valid(const char *v)
 {
 	static const char *const local[] = {
-		"http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:",
-		"http://localhost/", "http://[::1]:",     "http://[::1]/",
+		"http://127.0.0.1", "http://localhost", "http://[::1]",
 	};
+	const char *rest = NULL;
 
-	if (!is_word(v) || strlen(v) > 512)
+	/* No userinfo anywhere: "http://127.0.0.1:80@example.com" is a
+	 * request to example.com. */
+	if (!is_word(v) || strlen(v) > 512 || strchr(v, '@') ||
+	    strchr(v, '?') || strchr(v, '#') || strchr(v, '\\'))
 		return false;
 	if (strncmp(v, "https://", 8) == 0)
-		return v[8] != 0 && v[8] != '/';
-	for (size_t i = 0; i < ARRAY_SIZE(local); i++)
+		return v[8] != 0 && v[8] != '/' && v[8] != ':';
+	for (size_t i = 0; i < ARRAY_SIZE(local) && !rest; i++)
 		if (strncmp(v, local[i], strlen(local[i])) == 0)
-			return true;
-	return false;
+			rest = v + strlen(local[i]);
+	if (!rest)
+		return false;
+	/* The host must end there: an optional port, then a path or
+	 * nothing ("http://localhost.example.com" is not local). */
+	if (*rest == ':') {
+		const char *d = ++rest;
+		while (isdigit((unsigned char)*rest))
+			rest++;
+		if (rest == d)
+			return false;
+	}
+	return *rest == 0 || *rest == '/';
 }
 
 enum {
@@ -217,21 +231,16 @@ static int set_provider(const struct where *w, char *value, struct profile *p,
                         unsigned *seen)
 {
 	char *words[3], *save = NULL;
-	size_t n = 0;
+	size_t n = 0, total = 0;
 
 	if (*seen & SEEN_PROVIDER)
 		return config_fail(w,
 		                   "provider: a stack of several providers is "
 		                   "not supported by this version");
 	for (char *t = strtok_r(value, " \t", &save); t;
-	     t = strtok_r(NULL, " \t", &save)) {
-		if (n == ARRAY_SIZE(words))
-			return config_fail(w,
-			                   "provider: arguments are not "
-			                   "supported by the '%s' provider",
-			                   words[n - 1]);
-		words[n++] = t;
-	}
+	     t = strtok_r(NULL, " \t", &save), total++)
+		if (n < ARRAY_SIZE(words))
+			words[n++] = t;
 	if (n == 0)
 		return config_fail(w, "provider: empty value");
 	for (size_t i = 0; n > 1 && i < ARRAY_SIZE(control_words); i++)
@@ -248,7 +257,7 @@ static int set_provider(const struct where *w, char *value, struct profile *p,
 		                   "provider: unknown provider '%s' (expected "
 		                   "basic or login)",
 		                   words[0]);
-	if (n > 1)
+	if (n > 1 || total > ARRAY_SIZE(words))
 		return config_fail(w,
 		                   "provider: arguments are not supported by "
 		                   "the '%s' provider",
@@ -462,6 +471,7 @@ static int parse_line(struct config *config, const struct where *w,
 			                   "default_profile: '%s' is not a "
 			                   "profile name",
 			                   value);
+		config->default_line = w->line;
 		return set_string(w, key, value, &config->default_profile);
 	}
 	return set_key(w, key, value, dir, *cur, seen);
@@ -527,9 +537,12 @@ int config_parse(const char *text, size_t len, const char *path,
 	}
 	if (config->default_profile) {
 		const struct profile *p;
-		r = config_find(config, config->default_profile, &p);
-		if (r < 0)
+		w.line = config->default_line;
+		if (config_find(config, config->default_profile, &p) < 0) {
+			r = config_fail(&w, "default_profile: no profile '%s'",
+			                config->default_profile);
 			goto out;
+		}
 	}
 	*ret = config;
 	return 0;
@@ -540,10 +553,19 @@ out:
 
 int config_load(const char *path, struct config **ret)
 {
+	char abs[PATH_MAX];
 	uint8_t *text;
 	size_t len;
 	int r;
 
+	/* Relative paths inside are anchored at the file's directory: that
+	 * must not depend on the directory the program runs in. */
+	if (path[0] != '/') {
+		if (!realpath(path, abs))
+			return fail_errno(UCAASAUTH_E_CONFIG, errno,
+			                  "configuration file", path);
+		path = abs;
+	}
 	/* Not secret, but whoever can write it decides where passwords are
 	 * sent: owned by us or root, writable by nobody else. */
 	r = file_read(path, "configuration file", OWNER_SELF_OR_ROOT, CONFIG_MAX,

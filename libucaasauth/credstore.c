@@ -269,10 +269,15 @@ int cred_decrypt(const uint8_t *data, size_t len, const char *profile,
 		            "credential file %s: not a libucaasauth credential "
 		            "file (truncated or wrong magic)",
 		            path);
-	if (data[4] != CRED_VERSION || data[5] || data[6] || data[7])
+	if (data[4] != CRED_VERSION)
 		return fail(UCAASAUTH_E_CREDENTIALS,
 		            "credential file %s: unsupported version %u", path,
 		            data[4]);
+	if (data[5] || data[6] || data[7])
+		return fail(UCAASAUTH_E_CREDENTIALS,
+		            "credential file %s: reserved header bytes are not "
+		            "zero",
+		            path);
 	clen = len - CRED_HEADER - CRED_NONCE;
 	plain = sodium_malloc(clen);
 	secrets = secrets_new();

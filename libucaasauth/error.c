@@ -4,7 +4,7 @@
 
 #include "internal.h"
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[1024];
 static _Thread_local int has_error;
 
 int fail(int status, const char *fmt, ...)

@@ -62,7 +62,9 @@ int file_read(const char *path, const char *what, enum file_owner owner,
 
 	/* Secrets are never read through a symlink: the link could point
 	 * anywhere the attacker likes after our checks. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	/* O_NONBLOCK: a FIFO planted at the path must not hang us before
+	 * the type check refuses it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
 	                        (owner == OWNER_SELF ? O_NOFOLLOW : 0));
 	if (fd < 0) {
 		if (errno == ELOOP)

@@ -1,4 +1,5 @@
 /* ucaasauth_open() and ucaasauth_close(). */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +57,11 @@ static int open_profile(struct ucaasauth *ua, const char *name)
 		return basic_header(ua->profile->app_id, ua->secrets->app_key,
 		                    &ua->basic, &ua->basic_len);
 
-	ua->ahead_ms = ua->profile->refresh_ahead * 1000LL;
-	ua->margin_ms = ua->profile->expiry_margin * 1000LL;
+	/* Found now rather than at the first login, where it would look like
+	 * an unreachable server and start a backoff. */
+	if (ua->profile->ca_file && access(ua->profile->ca_file, R_OK) < 0)
+		return fail_errno(UCAASAUTH_E_CONFIG, errno, "ca_file",
+		                  ua->profile->ca_file);
 	ua->wait_ms = ua->profile->wait_timeout * 1000LL;
 	r = identity(ua, id, sizeof(id));
 	if (r < 0)

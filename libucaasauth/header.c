@@ -33,8 +33,10 @@ int refresh_locked(struct ucaasauth *ua)
 {
 	char header[HEADER_MAX + 1];
 	char *token = header + strlen(TOKEN_PREFIX);
-	int64_t t0 = now_ms();
+	const struct profile *p = ua->profile;
+	int64_t t0 = now_ms(), life, ahead, margin;
 	time_t real0 = time(NULL);
+	struct token_times times;
 	int ttl = 0, r;
 
 	memcpy(header, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
@@ -42,9 +44,22 @@ int refresh_locked(struct ucaasauth *ua)
 	if (r < 0) {
 		cache_record_failure(ua->seg, r, ucaasauth_last_error());
 	} else {
+		/* A server that grants less than token_ttl shrinks the windows
+		 * in proportion: with the full windows, every call would fall
+		 * in the mandatory one and log in again. */
+		life = ttl * 1000LL;
+		ahead = p->refresh_ahead * 1000LL;
+		margin = p->expiry_margin * 1000LL;
+		if (ttl < p->token_ttl) {
+			ahead = ahead * ttl / p->token_ttl;
+			margin = margin * ttl / p->token_ttl;
+		}
 		/* The lifetime counts from before the request was sent. */
-		cache_publish(ua->seg, header, strlen(header), t0 + ttl * 1000LL,
-		              real0 + ttl);
+		times.expires_ms = t0 + life;
+		times.fresh_ms = times.expires_ms - ahead;
+		times.renew_ms = times.expires_ms - margin;
+		times.expires_real = real0 + ttl;
+		cache_publish(ua->seg, header, strlen(header), &times);
 	}
 	sodium_memzero(header, sizeof(header));
 	return r;
@@ -72,10 +87,10 @@ static int header_slow(struct ucaasauth *ua, char *buf, size_t size,
 			snap.seq = 1; /* odd: never equal to a settled seq */
 		/* Fresh, or fetched by this very call (a server that grants
 		 * less than the windows must not make us log in again). */
-		if (valid && (refreshed || now < snap.expires_ms - ua->ahead_ms))
+		if (valid && (refreshed || now < snap.fresh_ms))
 			break;
 		cache_refresh_state(ua->seg, &st);
-		if (valid && now < snap.expires_ms - ua->margin_ms) {
+		if (valid && now < snap.renew_ms) {
 			/* Advisory: one caller on the host refreshes, the
 			 * others keep the valid token without waiting. */
 			if (now < st.next_attempt_ms ||
@@ -140,6 +155,7 @@ EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
                             size_t *ret_len)
 {
 	struct snapshot snap;
+	int r;
 
 	if (!ua || !ret_len || (!buf && size))
 		return fail(UCAASAUTH_E_INVALID,
@@ -149,14 +165,19 @@ EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
 	/* The hot path: a fresh token, copied out without a lock, a system
 	 * call or an allocation. */
 	if (segment_read(ua->seg, buf, size, &snap) && snap.len > 0 &&
-	    now_ms() < snap.expires_ms - ua->ahead_ms) {
+	    now_ms() < snap.fresh_ms) {
 		if (snap.len >= size)
 			return too_small(snap.len, ret_len);
 		buf[snap.len] = 0;
 		*ret_len = snap.len;
 		return UCAASAUTH_OK;
 	}
-	return header_slow(ua, buf, size, ret_len);
+	r = header_slow(ua, buf, size, ret_len);
+	/* The hot path may have copied an old header before finding it
+	 * stale: a caller that ignores the status must not send it. */
+	if (r < 0 && r != UCAASAUTH_E_TOOSMALL && size > 0)
+		buf[0] = 0;
+	return r;
 }
 
 EXPORT int ucaasauth_reject(struct ucaasauth *ua, const char *header)

@@ -68,6 +68,7 @@ struct profile {
 struct config {
 	char *path;
 	char *default_profile;
+	int default_line;
 	struct profile *profiles;
 	size_t n_profiles;
 };
@@ -153,7 +154,7 @@ struct ucaasauth {
 	char *basic; /* Basic profiles: the whole header, sodium_malloc */
 	size_t basic_len;
 	struct segment *seg; /* token profiles */
-	int64_t ahead_ms, margin_ms, wait_ms;
+	int64_t wait_ms;
 	struct login login;
 };
 

@@ -59,8 +59,9 @@ struct ucaasauth;
  * (locked, excluded from core dumps) and, for token profiles, attaches to
  * the host's shared token cache. It does no network I/O.
  *
- * The configuration file is the first of $UCAASAUTH_CONFIG (ignored in
- * set-uid programs), ~/.config/ucaasauth/ucaasauth.conf and
+ * The configuration file is $UCAASAUTH_CONFIG when set (ignored in
+ * set-uid programs; a missing file is then an error, not a reason to look
+ * elsewhere), else the first of ~/.config/ucaasauth/ucaasauth.conf and
  * /etc/ucaasauth/ucaasauth.conf that exists.
  *
  * `flags` is reserved and must be 0.
@@ -96,14 +97,16 @@ int ucaasauth_open(struct ucaasauth **ret, const char *profile,
  * the others wait for it (bounded by the profile's wait_timeout).
  *
  * On UCAASAUTH_E_TOOSMALL (buf NULL with size 0 included), *ret_len holds
- * the size needed without the NUL, and buf is not written. On other
- * failures neither buf nor *ret_len is written. Safe to call from many
- * threads on one handle.
+ * the length needed without the NUL, and buf is not written. On other
+ * failures *ret_len is not written and buf, when size > 0, holds an empty
+ * string. Safe to call from many threads on one handle.
  *
  * Returns UCAASAUTH_OK, or:
  *   UCAASAUTH_E_INVALID      ua or ret_len is NULL, or buf is NULL with a
  *                            size other than 0;
  *   UCAASAUTH_E_TOOSMALL     size is less than the length plus one;
+ *   UCAASAUTH_E_CONFIG       the api_base URL was refused by the HTTP
+ *                            client;
  *   UCAASAUTH_E_DENIED       the server refused the credentials;
  *   UCAASAUTH_E_UNAVAILABLE  the server is unreachable, answered 5xx or
  *                            timed out, and no valid token is cached;
@@ -130,7 +133,9 @@ int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
  *
  * Returns UCAASAUTH_OK, or:
  *   UCAASAUTH_E_INVALID      ua or header is NULL;
- *   UCAASAUTH_E_CACHE        the shared cache became unusable.
+ *   UCAASAUTH_E_CACHE        the shared cache became unusable;
+ *   UCAASAUTH_E_TIMEOUT      another process held the cache's lock for
+ *                            longer than wait_timeout.
  */
 UCAASAUTH_WARN_UNUSED
 int ucaasauth_reject(struct ucaasauth *ua, const char *header);

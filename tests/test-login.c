@@ -87,6 +87,7 @@ static void test_answers(void)
 			fprintf(stderr, "case %s\n", cases[i].config);
 		CHECK_INT(r, cases[i].status);
 		CHECK_ERROR_HAS(cases[i].detail);
+		CHECK_INT(buf[0], 0); /* nothing a careless caller could send */
 		/* timeout = 2: hostile servers are cut off in time. */
 		CHECK(ms_now() - t0 < 5000);
 		/* Never a secret in the message. */
@@ -119,9 +120,17 @@ static void test_good(void)
 	/* What the server saw: one login, with the right headers and body
 	 * (the mock refuses anything else). */
 	CHECK_INT(mock_stat(&fix.mock, "logins_ok"), 1);
-	/* expires_in from the answer wins over token_ttl. */
-	CHECK_INT(login_with("{\"login_fault\": \"expires_in\", \"token_ttl\": 2}",
-	                     buf, sizeof(buf)), 0);
+	/* expires_in from the answer wins over token_ttl, and the windows
+	 * shrink with it: 30 s granted against 300 s of refresh_ahead must
+	 * not make every call log in again. */
+	CHECK_INT(mock_reset(&fix.mock), 0);
+	CHECK_INT(mock_config(&fix.mock, "{\"login_fault\": \"expires_in\", "
+	                                 "\"token_ttl\": 30}"), 0);
+	CHECK_INT(ucaasauth_open(&ua, "tok", 0), 0);
+	for (int i = 0; i < 1000; i++)
+		CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
+	CHECK_INT(mock_stat(&fix.mock, "logins"), 1);
+	ucaasauth_close(ua);
 	/* Too small a buffer: the size needed, nothing written. */
 	CHECK_INT(ucaasauth_open(&ua, "tok", 0), 0);
 	CHECK_INT(ucaasauth_header(ua, NULL, 0, &len), UCAASAUTH_E_TOOSMALL);
@@ -185,6 +194,11 @@ static void test_tls(void)
 	CHECK_INT(r, 0);
 	CHECK_INT(mock_customers(&tls, buf), 200);
 	ucaasauth_close(ua);
+
+	/* A ca_file that is not there: said at open, not as an outage. */
+	fixture_write_config(&fix, "cache = process\nca_file = no-such-ca.pem\n");
+	CHECK_INT(ucaasauth_open(&ua, "tok", 0), UCAASAUTH_E_CONFIG);
+	CHECK_ERROR_HAS("no-such-ca.pem");
 
 	/* Without the CA the server cannot be verified: no login sent. */
 	fixture_write_config(&fix, "cache = process\n");
