@@ -15,6 +15,8 @@ case $1 in
 *) cli=$PWD/$1 ;;
 esac
 header_h=$(dirname "$0")/../libucaasauth/ucaasauth.h
+# `meson test --setup valgrind` runs every command under valgrind.
+read -r -a wrapper <<<"${CLI_WRAPPER:-}"
 
 tmp=$(mktemp -d /tmp/test-cli.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -36,7 +38,7 @@ run() {
 		shift
 	fi
 	shift
-	"$cli" "$@" <"$input" >"$tmp/out" 2>"$tmp/err"
+	"${wrapper[@]}" "$cli" "$@" <"$input" >"$tmp/out" 2>"$tmp/err"
 	got=$?
 	checks=$((checks + 1))
 	if [ "$got" -ne "$want" ]; then
