@@ -208,6 +208,75 @@ fi
 run 0 -- --help
 has out "usage"
 
+# A login profile against the mock server: token, status, flush.
+mock=${MOCK_UCAAS:-$(dirname "$0")/mock-ucaas.py}
+PASSWORD=Zq9-SECRET-PASSWORD
+python3 "$mock" --port-file "$tmp/port" --quiet --app-id myapp \
+	--app-key "$APP_KEY" --email ops@example.com --password "$PASSWORD" &
+mock_pid=$!
+trap 'kill $mock_pid 2>/dev/null; wait $mock_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+base=http://127.0.0.1:$(cat "$tmp/port")/ucaas/v1
+stat_of() {
+	python3 -c 'import json,sys,urllib.request as u
+print(json.load(u.urlopen(sys.argv[1] + "/_mock/stats"))[sys.argv[2]])' \
+		"${base%/ucaas/v1}" "$1"
+}
+printf '\n[profile tok]\napi_base = %s\napp_id = myapp\nprovider = login\n' \
+	"$base" >>"$conf"
+printf 'email=ops@example.com\npassword=%s\n' "$PASSWORD" >"$tmp/secrets"
+run 0 "$tmp/secrets" -- store tok
+lacks err "$PASSWORD"
+
+run 0 -- token tok
+token=$(cat "$tmp/out")
+checks=$((checks + 1))
+[ ${#token} = 120 ] || fail "token printed '$token'"
+run 0 -- header tok
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "Authorization: Token $token" ] ||
+	fail "header tok printed '$(cat "$tmp/out")'"
+run 0 -- token --json tok
+checks=$((checks + 1))
+python3 - "$tmp/out" "$token" <<'PY' || fail "token --json: $(cat "$tmp/out")"
+import datetime, json, sys
+j = json.load(open(sys.argv[1]))
+assert j["token"] == sys.argv[2]
+assert j["header"] == "Authorization: Token " + sys.argv[2]
+assert j["generation"] == 1
+left = datetime.datetime.strptime(j["expires_at"], "%Y-%m-%dT%H:%M:%SZ")
+left = (left - datetime.datetime.utcnow()).total_seconds()
+assert 880 < left <= 900, left
+PY
+checks=$((checks + 1))
+[ "$(stat_of logins)" = 1 ] || fail "three commands made $(stat_of logins) logins"
+
+run 0 -- status tok
+has out "generation:   1"
+has out "token:        valid"
+has out "logins:       1"
+lacks out "$token"
+lacks out "$PASSWORD"
+
+run 0 -- flush tok
+run 0 -- status tok
+has out "token:        none"
+run 0 -- header tok
+checks=$((checks + 1))
+[ "$(stat_of logins)" = 2 ] || fail "header after flush: $(stat_of logins) logins"
+lacks out "$token"
+
+# A refused password: status 1 with the server's words, then the backoff.
+printf 'email=ops@example.com\npassword=wrong\n' >"$tmp/secrets"
+run 0 "$tmp/secrets" -- store tok
+run 0 -- flush tok
+run 1 -- header tok
+has err "401"
+run 0 -- status tok
+has out "failures:     1"
+has out "backoff:"
+lacks out "wrong"
+
 if [ "$failures" -ne 0 ]; then
 	echo "$failures of $checks checks failed" >&2
 	exit 1
