@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -134,7 +136,7 @@ static int build(int dirfd, const char *path, const char *name,
                  struct segment **ret)
 {
 	char tmp[NAME_MAX + 1];
-	struct segment *seg;
+	struct segment *seg = NULL;
 	int fd, r;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%08x", name,
@@ -249,7 +251,7 @@ out:
 int cache_open(enum cache_mode mode, const char *identity,
                struct segment **ret)
 {
-	struct segment *seg;
+	struct segment *seg = NULL;
 
 	if (mode == CACHE_SHARED)
 		return open_shared(identity, ret);
@@ -268,10 +270,103 @@ int cache_open(enum cache_mode mode, const char *identity,
 	return 0;
 }
 
-void cache_close(struct segment *seg)
+void cache_close(const struct segment *seg)
 {
 	if (seg)
+		munmap((void *)seg, SEGMENT_SIZE);
+}
+
+#define REQUIRED_SEALS \
+	(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)
+
+int cache_new_sealed(struct segment **ret, int *ret_fd)
+{
+	struct segment *seg = NULL;
+	int fd, r;
+
+	fd = memfd_create("ucaasauth-segment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return fail(UCAASAUTH_E_CACHE, "memfd_create: %s",
+		            strerror(errno));
+	if (ftruncate(fd, SEGMENT_SIZE) < 0) {
+		r = fail(UCAASAUTH_E_CACHE, "memfd: %s", strerror(errno));
+		goto fail;
+	}
+	r = map_fd(fd, "(memfd)", &seg);
+	if (r < 0)
+		goto fail;
+	segment_init(seg);
+	/* Our writable mapping stays; no one can make another, write through
+	 * the fd, resize it or lift the seals. */
+	if (fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0) {
+		r = fail(UCAASAUTH_E_CACHE, "sealing the memfd: %s",
+		         strerror(errno));
 		munmap(seg, SEGMENT_SIZE);
+		goto fail;
+	}
+	*ret = seg;
+	*ret_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+int cache_attach_fd(int fd, const struct segment **ret)
+{
+	struct stat st;
+	struct segment *seg = NULL;
+	void *p;
+	int seals;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size != SEGMENT_SIZE)
+		return fail(UCAASAUTH_E_CACHE,
+		            "the daemon's segment is not a %u-byte file",
+		            SEGMENT_SIZE);
+	/* Unsealed, it could shrink under us (SIGBUS) or be written by
+	 * someone else than the daemon. */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS)
+		return fail(UCAASAUTH_E_CACHE,
+		            "the daemon's segment is not sealed");
+	p = mmap(NULL, SEGMENT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return fail(UCAASAUTH_E_CACHE, "mapping the daemon's segment: %s",
+		            strerror(errno));
+	seg = p;
+	if (protect(seg, "(daemon segment)") < 0 || !segment_valid(seg)) {
+		munmap(p, SEGMENT_SIZE);
+		return fail(UCAASAUTH_E_CACHE,
+		            "the daemon's segment has another layout or cannot "
+		            "be locked in memory");
+	}
+	*ret = seg;
+	return 0;
+}
+
+static void wake_waiters(struct segment *seg)
+{
+	atomic_fetch_add_explicit(&seg->wake, 1, memory_order_release);
+	syscall(SYS_futex, &seg->wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void cache_wait(const struct segment *seg, uint32_t seen, int64_t deadline_ms)
+{
+	int64_t left = deadline_ms - now_ms();
+	struct timespec ts;
+
+	if (left <= 0 ||
+	    atomic_load_explicit(&seg->wake, memory_order_acquire) != seen)
+		return;
+	/* Never longer than 100 ms at a time: a daemon that died cannot
+	 * wake us, and the caller rechecks its heartbeat. */
+	if (left > 100)
+		left = 100;
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = (left % 1000) * 1000000;
+	/* Shared, not private: the word is in memory other processes map. */
+	syscall(SYS_futex, &seg->wake, FUTEX_WAIT, seen, &ts, NULL, 0);
 }
 
 static void write_begin(struct segment *seg)
@@ -408,6 +503,7 @@ void cache_publish(struct segment *seg, const char *header, size_t len,
 	atomic_store_explicit(&seg->last_login_real, time(NULL),
 	                      memory_order_relaxed);
 	write_end(seg);
+	wake_waiters(seg);
 }
 
 void cache_drop(struct segment *seg)
@@ -415,6 +511,7 @@ void cache_drop(struct segment *seg)
 	write_begin(seg);
 	clear_token(seg);
 	write_end(seg);
+	wake_waiters(seg);
 }
 
 void cache_record_failure(struct segment *seg, int status, const char *error)
@@ -444,6 +541,7 @@ void cache_record_failure(struct segment *seg, int status, const char *error)
 		atomic_store_explicit(&seg->error[i], w, memory_order_relaxed);
 	}
 	write_end(seg);
+	wake_waiters(seg);
 }
 
 void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)

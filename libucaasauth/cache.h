@@ -13,7 +13,7 @@
 #include "internal.h"
 
 #define SEGMENT_MAGIC 0x53414355u /* "UCAS" */
-#define SEGMENT_VERSION 1u
+#define SEGMENT_VERSION 2u
 #define SEGMENT_SIZE 4096u
 #define ERROR_TEXT_MAX 256
 #define TOKEN_PREFIX "Authorization: Token "
@@ -54,6 +54,14 @@ struct segment {
 	_Atomic uint64_t logins;
 	_Atomic int64_t last_login_real;
 	_Atomic uint64_t error[ERROR_TEXT_MAX / 8];
+
+	/* Bumped after every change above, for futex waiters (daemon
+	 * clients, who cannot take the lock of a read-only mapping). */
+	_Alignas(64) _Atomic uint32_t wake;
+	/* Written by ucaas-authd alone, without the seqlock. */
+	_Atomic int32_t daemon_pid;
+	_Atomic int64_t heartbeat_ms;
+	_Atomic int64_t next_refresh_ms;
 };
 
 _Static_assert(sizeof(struct segment) <= SEGMENT_SIZE,
@@ -147,7 +155,15 @@ static inline bool segment_read(const struct segment *seg, char *buf,
 
 int cache_open(enum cache_mode mode, const char *identity,
                struct segment **ret);
-void cache_close(struct segment *seg);
+/* ucaas-authd's segments: a memfd, sealed so that the fd it hands to
+ * clients can only ever be mapped read-only, and never resized. */
+int cache_new_sealed(struct segment **ret, int *ret_fd);
+/* A client's side: checks the seals, size and layout of a received fd and
+ * maps it read-only. The fd stays the caller's. */
+int cache_attach_fd(int fd, const struct segment **ret);
+/* Waits until seg->wake differs from `seen` or deadline_ms passes. */
+void cache_wait(const struct segment *seg, uint32_t seen, int64_t deadline_ms);
+void cache_close(const struct segment *seg);
 /* The directory segments live in for this user. */
 int cache_dir(char *buf, size_t size);
 /* Locks for writing. deadline_ms 0: try once (1 when busy); else wait until

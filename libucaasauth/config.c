@@ -83,6 +83,9 @@ static void profile_clear(struct profile *p)
 	free(p->credentials);
 	free(p->key_file);
 	free(p->ca_file);
+	free(p->socket);
+	free(p->allow_users);
+	free(p->allow_groups);
 }
 
 void config_free(struct config *config)
@@ -210,6 +213,30 @@ static bool api_base_valid(const char *v)
 	return *rest == 0 || *rest == '/';
 }
 
+/* "www-data, 1001 ops": user or group names, or numbers, separated by
+ * commas or spaces. */
+static bool id_list_valid(const char *v)
+{
+	size_t words = 0;
+
+	while (*v) {
+		size_t n = strspn(v, ", \t");
+		v += n;
+		n = strcspn(v, ", \t");
+		if (n == 0)
+			break;
+		if (n > 32)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)v[i]) && v[i] != '_' &&
+			    v[i] != '-' && v[i] != '.')
+				return false;
+		v += n;
+		words++;
+	}
+	return words > 0;
+}
+
 enum {
 	SEEN_TTL = 1 << 0,
 	SEEN_AHEAD = 1 << 1,
@@ -299,6 +326,18 @@ static int set_key(const struct where *w, const char *key, char *value,
 		return set_path(w, key, value, dir, &p->key_file);
 	if (strcmp(key, "ca_file") == 0)
 		return set_path(w, key, value, dir, &p->ca_file);
+	if (strcmp(key, "socket") == 0)
+		return set_path(w, key, value, dir, &p->socket);
+	if (strcmp(key, "allow_users") == 0 || strcmp(key, "allow_groups") == 0) {
+		if (!id_list_valid(value))
+			return config_fail(w,
+			                   "%s: '%s' is not a list of names or "
+			                   "numeric ids",
+			                   key, value);
+		return set_string(w, key, value,
+		                  key[6] == 'u' ? &p->allow_users
+		                                : &p->allow_groups);
+	}
 	if (strcmp(key, "provider") == 0)
 		return set_provider(w, value, p, seen);
 	if (strcmp(key, "cache") == 0) {
@@ -366,6 +405,10 @@ static int finish_profile(const struct config *config, struct profile *p,
 		if (set_string(&w, "key_file", buf, &p->key_file) < 0)
 			return UCAASAUTH_E_NOMEM;
 	}
+	if (!p->socket &&
+	    set_string(&w, "socket", "/run/ucaasauth/ucaas-authd.sock",
+	               &p->socket) < 0)
+		return UCAASAUTH_E_NOMEM;
 	if (p->refresh_ahead >= p->token_ttl)
 		return config_fail(&w,
 		                   "profile '%s': refresh_ahead (%d) must be "

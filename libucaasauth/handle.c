@@ -22,26 +22,12 @@ static int identity(const struct ucaasauth *ua, char *buf, size_t size)
 	return 0;
 }
 
-static int open_profile(struct ucaasauth *ua, const char *name)
+/* Reads the profile's secrets, and for a Basic profile builds its header. */
+static int load_secrets(struct ucaasauth *ua)
 {
-	char path[PATH_MAX], id[4096];
 	const char *missing;
 	int r;
 
-	r = config_path(path, sizeof(path));
-	if (r < 0)
-		return r;
-	r = config_load(path, &ua->config);
-	if (r < 0)
-		return r;
-	r = config_find(ua->config, name, &ua->profile);
-	if (r < 0)
-		return r;
-	if (ua->profile->cache == CACHE_DAEMON)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "%s:%d: profile '%s': cache = daemon is not "
-		            "supported by this version",
-		            path, ua->profile->line, ua->profile->name);
 	r = cred_load(ua->profile, &ua->secrets);
 	if (r < 0)
 		return r;
@@ -56,27 +42,84 @@ static int open_profile(struct ucaasauth *ua, const char *name)
 	if (ua->profile->provider == PROVIDER_BASIC)
 		return basic_header(ua->profile->app_id, ua->secrets->app_key,
 		                    &ua->basic, &ua->basic_len);
-
 	/* Found now rather than at the first login, where it would look like
 	 * an unreachable server and start a backoff. */
 	if (ua->profile->ca_file && access(ua->profile->ca_file, R_OK) < 0)
 		return fail_errno(UCAASAUTH_E_CONFIG, errno, "ca_file",
 		                  ua->profile->ca_file);
+	return 0;
+}
+
+static int open_profile(struct ucaasauth *ua, const char *name, bool serve)
+{
+	char path[PATH_MAX], id[4096];
+	int r;
+
+	r = config_path(path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = config_load(path, &ua->config);
+	if (r < 0)
+		return r;
+	r = config_find(ua->config, name, &ua->profile);
+	if (r < 0)
+		return r;
 	ua->wait_ms = ua->profile->wait_timeout * 1000LL;
+	if (ua->profile->cache == CACHE_DAEMON && !serve) {
+		/* A daemon client reads no credential: it gets a read-only
+		 * view of the daemon's segment, now or, if the daemon is not
+		 * up yet (services start in any order), at the first call. */
+		r = daemon_attach(ua);
+		return r == UCAASAUTH_E_UNAVAILABLE ? 0 : r;
+	}
+	if (serve && ua->profile->cache != CACHE_DAEMON)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "%s:%d: profile '%s' is not for the daemon (cache = "
+		            "daemon)",
+		            path, ua->profile->line, ua->profile->name);
+	r = load_secrets(ua);
+	if (r < 0)
+		return r;
+	if (serve) {
+		r = cache_new_sealed(&ua->seg, &ua->memfd);
+		atomic_store(&ua->view, ua->seg);
+		return r;
+	}
+	if (ua->basic)
+		return 0;
 	r = identity(ua, id, sizeof(id));
 	if (r < 0)
 		return r;
 	r = cache_open(ua->profile->cache, id, &ua->seg);
 	sodium_memzero(id, sizeof(id));
+	atomic_store(&ua->view, ua->seg);
 	return r;
+}
+
+int handle_open(struct ucaasauth **ret, const char *profile, bool serve)
+{
+	struct ucaasauth *ua;
+	int r;
+
+	if (sodium_init() < 0)
+		return fail(UCAASAUTH_E_NOMEM, "libsodium failed to start");
+	ua = calloc(1, sizeof(*ua));
+	if (!ua)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	ua->memfd = -1;
+	pthread_mutex_init(&ua->lock, NULL);
+	r = open_profile(ua, profile, serve);
+	if (r < 0) {
+		ucaasauth_close(ua);
+		return r;
+	}
+	*ret = ua;
+	return UCAASAUTH_OK;
 }
 
 EXPORT int ucaasauth_open(struct ucaasauth **ret, const char *profile,
                           unsigned flags)
 {
-	struct ucaasauth *ua;
-	int r;
-
 	if (!ret)
 		return fail(UCAASAUTH_E_INVALID, "ucaasauth_open: ret is NULL");
 	if (flags != 0)
@@ -87,18 +130,7 @@ EXPORT int ucaasauth_open(struct ucaasauth **ret, const char *profile,
 		            "ucaasauth_open: a profile name is 1 to %d letters, "
 		            "digits, '-' or '_'",
 		            PROFILE_NAME_MAX);
-	if (sodium_init() < 0)
-		return fail(UCAASAUTH_E_NOMEM, "libsodium failed to start");
-	ua = calloc(1, sizeof(*ua));
-	if (!ua)
-		return fail(UCAASAUTH_E_NOMEM, "out of memory");
-	r = open_profile(ua, profile);
-	if (r < 0) {
-		ucaasauth_close(ua);
-		return r;
-	}
-	*ret = ua;
-	return UCAASAUTH_OK;
+	return handle_open(ret, profile, false);
 }
 
 EXPORT void ucaasauth_close(struct ucaasauth *ua)
@@ -106,7 +138,14 @@ EXPORT void ucaasauth_close(struct ucaasauth *ua)
 	if (!ua)
 		return;
 	login_free(&ua->login);
-	cache_close(ua->seg);
+	/* The view is the writable segment, or a daemon's read-only one. */
+	cache_close(atomic_load(&ua->view));
+	for (size_t i = 0; i < ua->n_retired; i++)
+		cache_close(ua->retired[i]);
+	free(ua->retired);
+	if (ua->memfd >= 0)
+		close(ua->memfd);
+	pthread_mutex_destroy(&ua->lock);
 	if (ua->basic)
 		sodium_free(ua->basic);
 	secrets_free(ua->secrets);

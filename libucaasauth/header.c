@@ -18,7 +18,7 @@ static int too_small(size_t len, size_t *ret_len)
 	            len, len + 1);
 }
 
-static int copy_out(const char *header, size_t len, char *buf, size_t size,
+int copy_out(const char *header, size_t len, char *buf, size_t size,
                     size_t *ret_len)
 {
 	if (len >= size)
@@ -154,6 +154,7 @@ out:
 EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
                             size_t *ret_len)
 {
+	const struct segment *view;
 	struct snapshot snap;
 	int r;
 
@@ -164,7 +165,8 @@ EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
 		return copy_out(ua->basic, ua->basic_len, buf, size, ret_len);
 	/* The hot path: a fresh token, copied out without a lock, a system
 	 * call or an allocation. */
-	if (segment_read(ua->seg, buf, size, &snap) && snap.len > 0 &&
+	view = atomic_load_explicit(&ua->view, memory_order_acquire);
+	if (view && segment_read(view, buf, size, &snap) && snap.len > 0 &&
 	    now_ms() < snap.fresh_ms) {
 		if (snap.len >= size)
 			return too_small(snap.len, ret_len);
@@ -172,7 +174,8 @@ EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
 		*ret_len = snap.len;
 		return UCAASAUTH_OK;
 	}
-	r = header_slow(ua, buf, size, ret_len);
+	r = ua->seg ? header_slow(ua, buf, size, ret_len)
+	            : daemon_header(ua, buf, size, ret_len);
 	/* The hot path may have copied an old header before finding it
 	 * stale: a caller that ignores the status must not send it. */
 	if (r < 0 && r != UCAASAUTH_E_TOOSMALL && size > 0)
@@ -193,9 +196,15 @@ EXPORT int ucaasauth_reject(struct ucaasauth *ua, const char *header)
 	if (ua->basic)
 		return UCAASAUTH_OK; /* nothing cached to drop */
 	len = strnlen(header, HEADER_MAX + 1);
-	if (!segment_read(ua->seg, current, sizeof(current), &snap) ||
+	if (!atomic_load(&ua->view) ||
+	    !segment_read(atomic_load(&ua->view), current, sizeof(current),
+	                  &snap) ||
 	    snap.len != len || sodium_memcmp(current, header, len) != 0)
 		goto out; /* not the current token: already replaced */
+	if (!ua->seg) {
+		r = daemon_reject(ua, snap.generation);
+		goto out;
+	}
 	r = cache_lock(ua->seg, now_ms() + ua->wait_ms);
 	if (r < 0)
 		goto out;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -58,6 +59,9 @@ struct profile {
 	char *credentials; /* absolute path */
 	char *key_file;    /* absolute path */
 	char *ca_file;     /* absolute path or NULL */
+	char *socket;      /* the daemon's socket, absolute path */
+	char *allow_users; /* who the daemon serves: names or uids */
+	char *allow_groups;
 	enum provider_kind provider;
 	enum cache_mode cache;
 	int token_ttl, refresh_ahead, expiry_margin; /* seconds */
@@ -150,15 +154,35 @@ struct segment;
 struct ucaasauth {
 	struct config *config;
 	const struct profile *profile;
-	struct secrets *secrets;
+	struct secrets *secrets; /* NULL for daemon clients */
 	char *basic; /* Basic profiles: the whole header, sodium_malloc */
 	size_t basic_len;
-	struct segment *seg; /* token profiles */
+	/* Where the header is read: the shared, process or daemon segment.
+	 * A daemon client swaps it when the daemon restarts. */
+	const struct segment *_Atomic view;
+	struct segment *seg; /* the same, writable; NULL for daemon clients */
+	int memfd;           /* ucaas-authd: the fd handed to clients */
 	int64_t wait_ms;
 	struct login login;
+	pthread_mutex_t lock; /* guards retired */
+	const struct segment **retired; /* views replaced, unmapped at close */
+	size_t n_retired;
 };
+
+/* serve: open a `cache = daemon` profile as ucaas-authd does, with the
+ * credentials and a sealed segment of its own. */
+int handle_open(struct ucaasauth **ret, const char *profile, bool serve);
+
+/* daemon-client.c */
+int daemon_attach(struct ucaasauth *ua);
+int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
+                  size_t *ret_len);
+int daemon_reject(struct ucaasauth *ua, uint64_t generation);
 
 /* header.c: fetches and publishes a new token; needs the cache lock. */
 int refresh_locked(struct ucaasauth *ua);
+/* Copies a header out to the caller as ucaasauth_header() promises. */
+int copy_out(const char *header, size_t len, char *buf, size_t size,
+             size_t *ret_len);
 
 #endif

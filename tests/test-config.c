@@ -633,14 +633,21 @@ static void test_open(void)
 	CHECK(ua == mark);
 	CHECK_ERROR_HAS("no default_profile");
 
-	/* cache = daemon is not in this version: refused, not ignored. */
-	text = GOOD_PROFILE "cache = daemon\n";
+	/* cache = daemon with no daemon: unavailable, naming the socket. */
+	text = GOOD_PROFILE "cache = daemon\nsocket = no-daemon/s.sock\n";
 	write_file(conf_path, text, strlen(text), 0600);
-	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_E_CONFIG);
-	CHECK(ua == mark);
-	snprintf(at, sizeof(at), "%s:1:", conf_path);
-	CHECK_ERROR_HAS(at);
-	CHECK_ERROR_HAS("daemon");
+	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_OK);
+	{
+		char buf[64];
+		size_t len;
+		CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len),
+		          UCAASAUTH_E_UNAVAILABLE);
+		ucaasauth_close(ua);
+		ua = mark;
+	}
+	CHECK_ERROR_HAS("ucaas-authd");
+	CHECK_ERROR_HAS("no-daemon/s.sock");
+	CHECK_ERROR_HAS("not running");
 
 	/* A missing file. */
 	in_tmp(path, sizeof(path), "nowhere.conf");

@@ -288,7 +288,12 @@ static int cmd_token(int argc, char **argv)
 	r = open_handle(argc, argv, &ua);
 	if (r)
 		return r;
-	if (!ua->seg) {
+	r = ucaasauth_header(ua, buf, sizeof(buf), &len);
+	if (r < 0) {
+		r = failed(r);
+		goto out;
+	}
+	if (ua->profile->provider == PROVIDER_BASIC) {
 		fprintf(stderr,
 		        "ucaas-auth: profile '%s' uses the basic provider: it "
 		        "has a header (ucaas-auth header) but no token\n",
@@ -296,20 +301,15 @@ static int cmd_token(int argc, char **argv)
 		r = 1;
 		goto out;
 	}
-	r = ucaasauth_header(ua, buf, sizeof(buf), &len);
-	if (r < 0) {
-		r = failed(r);
-		goto out;
-	}
 	token = buf + strlen(TOKEN_PREFIX);
 	if (!json) {
 		printf("%s\n", token);
 		goto out;
 	}
-	cache_refresh_state(ua->seg, &st);
+	cache_refresh_state(ua->view, &st);
 	{
 		char tmp[HEADER_MAX + 1];
-		if (!segment_read(ua->seg, tmp, sizeof(tmp), &snap))
+		if (!segment_read(ua->view, tmp, sizeof(tmp), &snap))
 			snap.generation = 0;
 		sodium_memzero(tmp, sizeof(tmp));
 	}
@@ -333,6 +333,7 @@ out:
 static int cmd_status(int argc, char **argv)
 {
 	struct ucaasauth *ua;
+	const struct segment *view;
 	struct refresh_state st;
 	struct snapshot snap;
 	char tmp[HEADER_MAX + 1], when[32], dir[PATH_MAX];
@@ -348,20 +349,41 @@ static int cmd_status(int argc, char **argv)
 	printf("config:       %s\n", ua->config->path);
 	printf("provider:     %s\n", provider_name(ua->profile->provider));
 	printf("api_base:     %s\n", ua->profile->api_base);
-	if (!ua->seg) {
+	if (ua->basic) {
 		printf("header:       static Basic header, nothing cached\n");
 		goto out;
 	}
+	now = now_ms();
+	view = atomic_load(&ua->view);
 	if (ua->profile->cache == CACHE_SHARED && cache_dir(dir, sizeof(dir)) == 0)
 		printf("cache:        shared (%s)\n", dir);
-	else
+	else if (ua->profile->cache == CACHE_PROCESS)
 		printf("cache:        process\n");
-	cache_refresh_state(ua->seg, &st);
-	if (!segment_read(ua->seg, tmp, sizeof(tmp), &snap))
+	else
+		printf("cache:        daemon (%s)\n", ua->profile->socket);
+	if (!view) {
+		printf("daemon:       not running\n");
+		goto out;
+	}
+	if (ua->profile->cache == CACHE_DAEMON) {
+		int64_t beat = now - atomic_load(&view->heartbeat_ms);
+		int64_t next = atomic_load(&view->next_refresh_ms) - now;
+		printf("daemon:       pid %d, heartbeat %lld.%lld s ago\n",
+		       (int)atomic_load(&view->daemon_pid),
+		       (long long)beat / 1000, (long long)(beat % 1000) / 100);
+		if (ua->profile->provider == PROVIDER_LOGIN && next > 0)
+			printf("next refresh: in %lld s\n",
+			       (long long)(next + 999) / 1000);
+	}
+	cache_refresh_state(view, &st);
+	if (!segment_read(view, tmp, sizeof(tmp), &snap))
 		snap.len = 0, snap.generation = 0;
 	sodium_memzero(tmp, sizeof(tmp));
-	now = now_ms();
 	printf("generation:   %llu\n", (unsigned long long)snap.generation);
+	if (snap.len > 0 && ua->profile->provider == PROVIDER_BASIC) {
+		printf("header:       Basic, held by the daemon\n");
+		goto out;
+	}
 	if (snap.len > 0 && now < snap.expires_ms) {
 		rfc3339(st.expires_real, when, sizeof(when));
 		printf("token:        valid, expires in %lld s (%s)\n",
@@ -403,6 +425,13 @@ static int cmd_flush(int argc, char **argv)
 			cache_drop(ua->seg);
 			cache_unlock(ua->seg);
 		}
+	} else if (atomic_load(&ua->view)) {
+		/* The daemon's token: rejected, so the daemon replaces it. */
+		struct snapshot snap;
+		char tmp[HEADER_MAX + 1];
+		if (segment_read(ua->view, tmp, sizeof(tmp), &snap) && snap.len)
+			r = daemon_reject(ua, snap.generation);
+		sodium_memzero(tmp, sizeof(tmp));
 	}
 	if (r == 0)
 		fprintf(stderr, "flushed the cached token of profile '%s'\n",
