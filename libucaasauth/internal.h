@@ -148,6 +148,9 @@ int login_parse(long http_status, const char *body, size_t len,
                 const char *url, int default_ttl, char *token,
                 int *ret_ttl);
 void login_free(struct login *login);
+/* Starts libcurl (once per process), wiping what it frees if no one
+ * started it before. */
+int login_start(void);
 
 /* handle.c */
 struct segment;

@@ -4,6 +4,8 @@
  * nowhere else.
  */
 #include <ctype.h>
+#include <malloc.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <json-c/json.h>
+#include <json-c/printbuf.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -24,9 +27,48 @@ struct answer {
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_global;
 
+/*
+ * libcurl copies the request, password included, into buffers it later
+ * frees without wiping. When this library is the one that starts libcurl
+ * in a process (always so in ucaas-auth and ucaas-authd), libcurl's frees
+ * wipe first. If the program started libcurl before, its choice stands
+ * (curl_global_init_mem() then changes nothing): see docs/security.md.
+ */
+static void wiping_free(void *p)
+{
+	if (p) {
+		sodium_memzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *wiping_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	old = malloc_usable_size(p);
+	q = malloc(n ? n : 1);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	wiping_free(p);
+	return q;
+}
+
 static void curl_start(void)
 {
-	curl_global = curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_global = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+	                                   wiping_free, wiping_realloc, strdup,
+	                                   calloc);
+}
+
+int login_start(void)
+{
+	pthread_once(&curl_once, curl_start);
+	return curl_global == CURLE_OK ? 0 : -1;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -44,19 +86,36 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* json-c 0.16 has no json_tokener_error_memory: an allocation that fails
+ * inside its parser ends the parse as if the text stopped there, or drops
+ * a piece of a string, with no error. malloc's ENOMEM is the only trace,
+ * so callers clear errno before parsing. */
+static bool out_of_memory(struct json_tokener *tok)
+{
+#if JSON_C_VERSION_NUM >= (17 << 8)
+	if (json_tokener_get_error(tok) == json_tokener_error_memory)
+		return true;
+#endif
+	return errno == ENOMEM;
+}
+
 /* The server's own words, made safe to put in a message. */
-static void server_msg(const char *body, size_t len, char *out, size_t size)
+static int server_msg(const char *body, size_t len, char *out, size_t size)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *obj = NULL, *msg;
 	size_t o = 0;
+	int r = 0;
 
 	out[0] = 0;
 	if (!tok)
-		return;
+		return UCAASAUTH_E_NOMEM;
+	errno = 0;
 	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (obj && json_object_object_get_ex(obj, "msg", &msg) &&
-	    json_object_is_type(msg, json_type_string)) {
+	if (out_of_memory(tok))
+		r = UCAASAUTH_E_NOMEM;
+	else if (obj && json_object_object_get_ex(obj, "msg", &msg) &&
+	         json_object_is_type(msg, json_type_string)) {
 		for (const char *c = json_object_get_string(msg);
 		     *c && o + 1 < size && o < 120; c++)
 			out[o++] = isprint((unsigned char)*c) ? *c : '?';
@@ -64,6 +123,7 @@ static void server_msg(const char *body, size_t len, char *out, size_t size)
 	}
 	json_object_put(obj);
 	json_tokener_free(tok);
+	return r;
 }
 
 static bool token_valid(const char *t, size_t len)
@@ -88,32 +148,35 @@ int login_parse(long http_status, const char *body, size_t len,
 	size_t n;
 	int ttl = default_ttl, r;
 
-	if (http_status == 401 || http_status == 403) {
-		server_msg(body, len, msg, sizeof(msg));
+	/* Every refusal but a redirect quotes the server's msg. */
+	if (http_status != 200 && (http_status < 300 || http_status > 399) &&
+	    server_msg(body, len, msg, sizeof(msg)) < 0)
+		return fail(UCAASAUTH_E_NOMEM, "POST %s: out of memory", url);
+	if (http_status == 401 || http_status == 403)
 		return fail(UCAASAUTH_E_DENIED,
 		            "POST %s: the server refused the credentials (HTTP "
 		            "%ld%s%s)",
 		            url, http_status, msg[0] ? ": " : "", msg);
-	}
-	if (http_status == 429 || (http_status >= 500 && http_status <= 599)) {
-		server_msg(body, len, msg, sizeof(msg));
+	if (http_status == 429 || (http_status >= 500 && http_status <= 599))
 		return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: HTTP %ld%s%s", url,
 		            http_status, msg[0] ? ": " : "", msg);
-	}
 	if (http_status >= 300 && http_status <= 399)
 		return fail(UCAASAUTH_E_PROTOCOL,
 		            "POST %s: HTTP %ld redirect, not followed", url,
 		            http_status);
-	if (http_status != 200) {
-		server_msg(body, len, msg, sizeof(msg));
+	if (http_status != 200)
 		return fail(UCAASAUTH_E_PROTOCOL, "POST %s: unexpected HTTP %ld%s%s",
 		            url, http_status, msg[0] ? ": " : "", msg);
-	}
 
 	tok = json_tokener_new();
 	if (!tok)
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	errno = 0;
 	obj = json_tokener_parse_ex(tok, body, (int)len);
+	if (out_of_memory(tok)) {
+		r = fail(UCAASAUTH_E_NOMEM, "POST %s: out of memory", url);
+		goto out;
+	}
 	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		r = fail(UCAASAUTH_E_PROTOCOL,
@@ -163,6 +226,10 @@ out:
 		sodium_memzero((char *)json_object_get_string(t),
 		               (size_t)json_object_get_string_len(t));
 	json_object_put(obj);
+	/* The tokener collected the token in a buffer of its own, which
+	 * json_tokener_free() would free unwiped. */
+	if (tok->pb && tok->pb->buf)
+		sodium_memzero(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 	return r;
 }
@@ -232,8 +299,7 @@ static CURL *easy_for(struct login *login)
 	if (login->easy && login->pid != pid)
 		login->easy = NULL;
 	if (!login->easy) {
-		pthread_once(&curl_once, curl_start);
-		if (curl_global != CURLE_OK)
+		if (login_start() < 0)
 			return NULL;
 		login->easy = curl_easy_init();
 		login->pid = pid;

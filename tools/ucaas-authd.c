@@ -34,6 +34,7 @@
 #define CONN_TIMEOUT_MS 5000
 #define HEARTBEAT_MS 1000
 #define FAR_FUTURE_MS ((int64_t)1 << 62)
+#define LOCK_WAIT_MS 60000
 
 enum { LOG_ERR = 3, LOG_WARNING = 4, LOG_INFO = 6 };
 
@@ -243,16 +244,21 @@ static void *refresher(void *arg)
 			planned_for = snap.generation;
 			atomic_store(&seg->next_refresh_ms, refresh_at);
 		}
-		need = !valid || now >= refresh_at || s->wanted;
+		/* A request only wakes us: what is needed is read from the
+		 * segment, so requests that came during a login are answered
+		 * by that login, not by another. */
+		need = !valid || now >= refresh_at;
 		cache_refresh_state(seg, &st);
+		s->wanted = false;
 		if (need && now >= st.next_attempt_ms) {
-			s->wanted = false;
 			pthread_mutex_unlock(&s->mtx);
-			if (cache_lock(seg, now + s->ua->wait_ms) == 0) {
+			/* The settings and secrets are swapped by a reload
+			 * under this lock: read them only while holding it. */
+			if (cache_lock(seg, now + LOCK_WAIT_MS) == 0) {
 				refresh_locked(s->ua);
+				describe_token(s, "login");
 				cache_unlock(seg);
 			}
-			describe_token(s, "login");
 			pthread_mutex_lock(&s->mtx);
 			continue;
 		}
@@ -266,7 +272,8 @@ static void *refresher(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&s->cond, &s->mtx, &ts);
+		if (!s->wanted && !s->stop)
+			pthread_cond_timedwait(&s->cond, &s->mtx, &ts);
 	}
 	pthread_mutex_unlock(&s->mtx);
 	return NULL;
@@ -357,10 +364,12 @@ static void reload_profile(struct served *s)
 		ucaasauth_close(fresh);
 		return;
 	}
+	/* The token belongs to the account, not to its password: a new
+	 * password is used at the next login, the token stays. */
 	same = strcmp(ua->profile->api_base, fresh->profile->api_base) == 0 &&
 	       strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
-	       sodium_memcmp(ua->secrets, fresh->secrets,
-	                     sizeof(*ua->secrets)) == 0;
+	       ua->profile->provider == fresh->profile->provider &&
+	       strcmp(ua->secrets->email, fresh->secrets->email) == 0;
 	/* Swap the settings and secrets; the fresh handle takes the old
 	 * ones away to be freed. Its own segment was never handed out. */
 	old_config = ua->config;
@@ -384,7 +393,9 @@ static void reload_profile(struct served *s)
 	else if (!same)
 		want_refresh(s);
 	log_msg(LOG_INFO, "profile '%s': reloaded%s", ua->profile->name,
-	        same ? ", token kept" : ", credentials changed: new login");
+	        ua->basic ? ""
+	        : same    ? ", token kept"
+	                  : ", another account: new login");
 }
 
 static struct served *find_served(const char *name)
