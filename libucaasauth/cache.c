@@ -474,8 +474,31 @@ void cache_unlock(struct segment *seg)
 	pthread_mutex_unlock(&seg->lock);
 }
 
+/* Copies a string into atomic words, NUL-padded. */
+static void store_text(_Atomic uint64_t *words, size_t size, const char *s)
+{
+	char text[ERROR_TEXT_MAX] = {0};
+
+	assert(size <= sizeof(text) && size % 8 == 0);
+	snprintf(text, size, "%s", s ? s : "");
+	for (size_t i = 0; i < size / 8; i++) {
+		uint64_t w;
+		memcpy(&w, text + i * 8, 8);
+		atomic_store_explicit(&words[i], w, memory_order_relaxed);
+	}
+}
+
+static void load_text(const _Atomic uint64_t *words, size_t size, char *out)
+{
+	for (size_t i = 0; i < size / 8; i++) {
+		uint64_t w = atomic_load_explicit(&words[i],
+		                                  memory_order_relaxed);
+		memcpy(out + i * 8, &w, 8);
+	}
+}
+
 void cache_publish(struct segment *seg, const char *header, size_t len,
-                   const struct token_times *times)
+                   const struct token_times *times, const char *who)
 {
 	uint64_t w;
 
@@ -502,6 +525,7 @@ void cache_publish(struct segment *seg, const char *header, size_t len,
 	atomic_fetch_add_explicit(&seg->logins, 1, memory_order_relaxed);
 	atomic_store_explicit(&seg->last_login_real, time(NULL),
 	                      memory_order_relaxed);
+	store_text(seg->answered_by, PROVIDER_NAME_MAX, who);
 	write_end(seg);
 	wake_waiters(seg);
 }
@@ -519,7 +543,6 @@ void cache_record_failure(struct segment *seg, int status, const char *error)
 	unsigned failures = atomic_load_explicit(&seg->failures,
 	                                         memory_order_relaxed) + 1;
 	int64_t delay = BACKOFF_FIRST_MS;
-	char text[ERROR_TEXT_MAX] = {0};
 
 	/* 1 s doubling to 300 s, less up to a quarter at random so that
 	 * hosts that failed together do not retry together, at the cap too. */
@@ -528,18 +551,13 @@ void cache_record_failure(struct segment *seg, int status, const char *error)
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
 	delay -= randombytes_uniform(delay / 4 + 1);
-	snprintf(text, sizeof(text), "%s", error ? error : "");
 
 	write_begin(seg);
 	atomic_store_explicit(&seg->failures, failures, memory_order_relaxed);
 	atomic_store_explicit(&seg->next_attempt_ms, now_ms() + delay,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&seg->last_status, status, memory_order_relaxed);
-	for (size_t i = 0; i < ERROR_TEXT_MAX / 8; i++) {
-		uint64_t w;
-		memcpy(&w, text + i * 8, 8);
-		atomic_store_explicit(&seg->error[i], w, memory_order_relaxed);
-	}
+	store_text(seg->error, ERROR_TEXT_MAX, error);
 	write_end(seg);
 	wake_waiters(seg);
 }
@@ -568,11 +586,8 @@ void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)
 		                                 memory_order_relaxed);
 		st.last_login_real = atomic_load_explicit(
 			&seg->last_login_real, memory_order_relaxed);
-		for (size_t i = 0; i < ERROR_TEXT_MAX / 8; i++) {
-			uint64_t w = atomic_load_explicit(&seg->error[i],
-			                                  memory_order_relaxed);
-			memcpy(st.error + i * 8, &w, 8);
-		}
+		load_text(seg->error, ERROR_TEXT_MAX, st.error);
+		load_text(seg->answered_by, PROVIDER_NAME_MAX, st.answered_by);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&seg->seq, memory_order_relaxed) == s1)
 			break;
@@ -580,6 +595,7 @@ void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)
 	}
 	/* Validated after the copy. */
 	st.error[ERROR_TEXT_MAX - 1] = 0;
+	st.answered_by[PROVIDER_NAME_MAX - 1] = 0;
 	if (st.last_status > 0 || st.last_status < UCAASAUTH_E_NOMEM)
 		st.last_status = UCAASAUTH_E_CACHE;
 	*ret = st;

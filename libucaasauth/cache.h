@@ -16,6 +16,7 @@
 #define SEGMENT_VERSION 2u
 #define SEGMENT_SIZE 4096u
 #define ERROR_TEXT_MAX 256
+#define PROVIDER_NAME_MAX 72
 #define TOKEN_PREFIX "Authorization: Token "
 #define HEADER_MAX (sizeof(TOKEN_PREFIX) - 1 + TOKEN_MAX)
 #define HEADER_WORDS ((HEADER_MAX + 7) / 8)
@@ -54,6 +55,7 @@ struct segment {
 	_Atomic uint64_t logins;
 	_Atomic int64_t last_login_real;
 	_Atomic uint64_t error[ERROR_TEXT_MAX / 8];
+	_Atomic uint64_t answered_by[PROVIDER_NAME_MAX / 8]; /* a name */
 
 	/* Bumped after every change above, for futex waiters (daemon
 	 * clients, who cannot take the lock of a read-only mapping). */
@@ -90,6 +92,7 @@ struct refresh_state {
 	uint64_t logins;
 	int64_t last_login_real;
 	char error[ERROR_TEXT_MAX];
+	char answered_by[PROVIDER_NAME_MAX];
 };
 
 static inline int64_t now_ms(void)
@@ -173,7 +176,7 @@ int cache_lock(struct segment *seg, int64_t deadline_ms);
 void cache_unlock(struct segment *seg);
 /* The following need the lock. */
 void cache_publish(struct segment *seg, const char *header, size_t len,
-                   const struct token_times *times);
+                   const struct token_times *times, const char *who);
 void cache_drop(struct segment *seg);
 void cache_record_failure(struct segment *seg, int status, const char *error);
 void cache_refresh_state(const struct segment *seg, struct refresh_state *ret);

@@ -44,7 +44,28 @@ bool profile_name_valid(const char *name)
 
 const char *provider_name(enum provider_kind kind)
 {
-	return kind == PROVIDER_BASIC ? "basic" : "login";
+	switch (kind) {
+	case PROVIDER_BASIC:
+		return "basic";
+	case PROVIDER_LOGIN:
+		return "login";
+	case PROVIDER_EXEC:
+		return "exec";
+	case PROVIDER_MODULE:
+		return "module";
+	case PROVIDER_STACK:
+		break;
+	}
+	return "stack";
+}
+
+const char *control_name(enum control control)
+{
+	static const char *const names[] = {
+		"required", "required", "requisite", "sufficient", "optional",
+	};
+
+	return names[control];
 }
 
 int config_path(char *buf, size_t size)
@@ -86,6 +107,15 @@ static void profile_clear(struct profile *p)
 	free(p->socket);
 	free(p->allow_users);
 	free(p->allow_groups);
+	free(p->module_dir);
+	free(p->exec_env);
+	for (size_t i = 0; i < p->n_stack; i++) {
+		for (int k = 0; k < p->stack[i].argc; k++)
+			free(p->stack[i].argv[k]);
+		free(p->stack[i].argv);
+		free(p->stack[i].name);
+	}
+	free(p->stack);
 }
 
 void config_free(struct config *config)
@@ -244,7 +274,6 @@ enum {
 	SEEN_WAIT = 1 << 3,
 	SEEN_CONNECT = 1 << 4,
 	SEEN_TIMEOUT = 1 << 5,
-	SEEN_PROVIDER = 1 << 6,
 	SEEN_CACHE = 1 << 7,
 };
 
@@ -252,45 +281,123 @@ static const char *const control_words[] = {
 	"required", "requisite", "sufficient", "optional",
 };
 
-/* provider = [CONTROL] NAME [ARGS...]: the grammar of a provider stack.
- * This version runs stacks of one provider. */
-static int set_provider(const struct where *w, char *value, struct profile *p,
-                        unsigned *seen)
-{
-	char *words[3], *save = NULL;
-	size_t n = 0, total = 0;
+static const char *const kind_names[] = {
+	[PROVIDER_BASIC] = "basic",
+	[PROVIDER_LOGIN] = "login",
+	[PROVIDER_EXEC] = "exec",
+};
 
-	if (*seen & SEEN_PROVIDER)
-		return config_fail(w,
-		                   "provider: a stack of several providers is "
-		                   "not supported by this version");
+/* A module's name becomes a file name: nothing that could leave the
+ * module directory. */
+static bool module_name_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
+		    s[i] != '-' && s[i] != '_')
+			return false;
+	return i > 0 && i <= 64;
+}
+
+/* provider = [CONTROL] NAME [ARGS...], one line per provider, in order:
+ * the way a pam.d file stacks modules. */
+static int set_provider(const struct where *w, char *value, struct profile *p)
+{
+	char *words[STACK_ARGS_MAX + 2], *save = NULL;
+	struct stack_entry *stack, *e;
+	size_t n = 0, first = 0;
+	enum control control = CONTROL_NONE;
+
 	for (char *t = strtok_r(value, " \t", &save); t;
-	     t = strtok_r(NULL, " \t", &save), total++)
-		if (n < ARRAY_SIZE(words))
-			words[n++] = t;
+	     t = strtok_r(NULL, " \t", &save)) {
+		if (n == ARRAY_SIZE(words))
+			return config_fail(w, "provider: more than %d arguments",
+			                   STACK_ARGS_MAX);
+		words[n++] = t;
+	}
 	if (n == 0)
 		return config_fail(w, "provider: empty value");
-	for (size_t i = 0; n > 1 && i < ARRAY_SIZE(control_words); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(control_words); i++)
 		if (strcmp(words[0], control_words[i]) == 0) {
-			memmove(words, words + 1, --n * sizeof(*words));
-			break;
+			control = (enum control)(i + 1);
+			first = 1;
 		}
-	if (strcmp(words[0], "basic") == 0)
-		p->provider = PROVIDER_BASIC;
-	else if (strcmp(words[0], "login") == 0)
-		p->provider = PROVIDER_LOGIN;
-	else
-		return config_fail(w,
-		                   "provider: unknown provider '%s' (expected "
-		                   "basic or login)",
+	if (first == n)
+		return config_fail(w, "provider: '%s' names no provider",
 		                   words[0]);
-	if (n > 1 || total > ARRAY_SIZE(words))
+	if (p->n_stack == STACK_MAX)
+		return config_fail(w, "provider: more than %d providers",
+		                   STACK_MAX);
+	stack = realloc(p->stack, (p->n_stack + 1) * sizeof(*stack));
+	if (!stack)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	p->stack = stack;
+	e = &stack[p->n_stack];
+	*e = (struct stack_entry){.control = control, .line = w->line,
+	                          .kind = PROVIDER_MODULE};
+	for (size_t k = 0; k < ARRAY_SIZE(kind_names); k++) {
+		if (strcmp(words[first], kind_names[k]) == 0)
+			e->kind = (enum provider_kind)k;
+		/* "mandatory basic" is a misspelt control word, not a module
+		 * named "mandatory". */
+		if (!first && n > 1 && strcmp(words[1], kind_names[k]) == 0)
+			return config_fail(w,
+			                   "provider: unknown control word '%s' "
+			                   "(expected required, requisite, "
+			                   "sufficient or optional)",
+			                   words[0]);
+	}
+	if (e->kind == PROVIDER_MODULE && !module_name_valid(words[first]))
+		return config_fail(w,
+		                   "provider: '%s' is neither basic, login, exec "
+		                   "nor a module name (lower-case letters, "
+		                   "digits, '-', '_')",
+		                   words[first]);
+	if ((e->kind == PROVIDER_BASIC || e->kind == PROVIDER_LOGIN) &&
+	    n > first + 1)
 		return config_fail(w,
 		                   "provider: arguments are not supported by "
 		                   "the '%s' provider",
-		                   words[0]);
-	*seen |= SEEN_PROVIDER;
+		                   words[first]);
+	if (e->kind == PROVIDER_EXEC &&
+	    (n < first + 2 || words[first + 1][0] != '/'))
+		return config_fail(w,
+		                   "provider: exec needs the absolute path of a "
+		                   "command (no shell is involved)");
+	e->name = strdup(words[first]);
+	e->argc = (int)(n - first - 1);
+	e->argv = calloc(e->argc + 1, sizeof(*e->argv));
+	if (!e->argv)
+		e->argc = 0;
+	p->n_stack++;
+	if (!e->name || !e->argv)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	for (int i = 0; i < e->argc; i++) {
+		e->argv[i] = strdup(words[first + 1 + i]);
+		if (!e->argv[i])
+			return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	}
 	return 0;
+}
+
+/* Names of environment variables: exec_env = HOME KRB5CCNAME */
+static bool env_names_valid(const char *v)
+{
+	size_t words = 0;
+
+	for (;;) {
+		v += strspn(v, " \t");
+		if (!*v)
+			return words > 0;
+		if (!isalpha((unsigned char)*v) && *v != '_')
+			return false;
+		while (isalnum((unsigned char)*v) || *v == '_')
+			v++;
+		if (*v && *v != ' ' && *v != '\t')
+			return false;
+		words++;
+	}
 }
 
 static int set_key(const struct where *w, const char *key, char *value,
@@ -339,7 +446,19 @@ static int set_key(const struct where *w, const char *key, char *value,
 		                                : &p->allow_groups);
 	}
 	if (strcmp(key, "provider") == 0)
-		return set_provider(w, value, p, seen);
+		return set_provider(w, value, p);
+	if (strcmp(key, "module_dir") == 0) {
+		if (value[0] != '/')
+			return config_fail(w, "module_dir: '%s' is not an absolute "
+			                   "path", value);
+		return set_path(w, key, value, dir, &p->module_dir);
+	}
+	if (strcmp(key, "exec_env") == 0) {
+		if (!env_names_valid(value))
+			return config_fail(w, "exec_env: '%s' is not a list of "
+			                   "variable names", value);
+		return set_string(w, key, value, &p->exec_env);
+	}
 	if (strcmp(key, "cache") == 0) {
 		if (*seen & SEEN_CACHE)
 			return config_fail(w, "cache: duplicate key");
@@ -405,6 +524,26 @@ static int finish_profile(const struct config *config, struct profile *p,
 		if (set_string(&w, "key_file", buf, &p->key_file) < 0)
 			return UCAASAUTH_E_NOMEM;
 	}
+	if (p->n_stack == 0) {
+		/* No provider line: token login, as the API documents. */
+		char login[] = "login";
+		int r = set_provider(&w, login, p);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; p->n_stack > 1 && i < p->n_stack; i++)
+		if (p->stack[i].control == CONTROL_NONE) {
+			w.line = p->stack[i].line;
+			return config_fail(&w,
+			                   "provider: in a stack of several "
+			                   "providers each line needs a control "
+			                   "word (required, requisite, sufficient "
+			                   "or optional)");
+		}
+	p->provider = p->n_stack == 1 ? p->stack[0].kind : PROVIDER_STACK;
+	if (!p->module_dir &&
+	    set_string(&w, "module_dir", UCAASAUTH_MODULE_DIR, &p->module_dir) < 0)
+		return UCAASAUTH_E_NOMEM;
 	if (!p->socket &&
 	    set_string(&w, "socket", "/run/ucaasauth/ucaas-authd.sock",
 	               &p->socket) < 0)
@@ -446,7 +585,6 @@ static int new_profile(struct config *config, const struct where *w,
 	p = &profiles[config->n_profiles];
 	*p = (struct profile){
 		.name = strdup(name),
-		.provider = PROVIDER_LOGIN,
 		.cache = CACHE_SHARED,
 		.token_ttl = 900,     /* the API documents 15 minutes */
 		.refresh_ahead = 300, /* the last 5 minutes: advisory */

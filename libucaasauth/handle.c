@@ -8,46 +8,77 @@
 #include <sodium.h>
 
 #include "cache.h"
+#include "stack.h"
 
-/* Who shares a token: the same user, server, application and account. */
+/* Who shares a token: the same user, server, application and account,
+ * and for a stack, the same providers in the same order. */
 static int identity(const struct ucaasauth *ua, char *buf, size_t size)
 {
 	const struct profile *p = ua->profile;
 	int n = snprintf(buf, size, "v1\n%u\n%s\n%s\n%s", (unsigned)geteuid(),
 	                 p->api_base, p->app_id, ua->secrets->email);
 
+	for (size_t i = 0; p->provider == PROVIDER_STACK && i < p->n_stack &&
+	                   n >= 0 && (size_t)n < size;
+	     i++) {
+		const struct stack_entry *e = &p->stack[i];
+		n += snprintf(buf + n, size - n, "\n%s %s", control_name(e->control),
+		              e->name);
+		for (int k = 0; k < e->argc && n >= 0 && (size_t)n < size; k++)
+			n += snprintf(buf + n, size - n, " %s", e->argv[k]);
+	}
 	if (n < 0 || (size_t)n >= size)
 		return fail(UCAASAUTH_E_CONFIG, "profile '%s': identity too long",
 		            p->name);
 	return 0;
 }
 
-/* Reads the profile's secrets, and for a Basic profile builds its header. */
+/* Reads the secrets the stack's built-in providers need, then opens the
+ * stack; a profile of one basic provider gets its static header instead. */
 static int load_secrets(struct ucaasauth *ua)
 {
+	const struct profile *p = ua->profile;
+	bool wants_secrets = false, logs_in = false;
 	const char *missing;
 	int r;
 
-	r = cred_load(ua->profile, &ua->secrets);
-	if (r < 0)
-		return r;
-	missing = secrets_missing(ua->secrets, ua->profile->provider);
-	if (missing)
-		return fail(UCAASAUTH_E_CREDENTIALS,
-		            "credential file %s: no %s, which the %s provider of "
-		            "profile '%s' needs (ucaas-auth store %s)",
-		            ua->profile->credentials, missing,
-		            provider_name(ua->profile->provider),
-		            ua->profile->name, ua->profile->name);
-	if (ua->profile->provider == PROVIDER_BASIC)
-		return basic_header(ua->profile->app_id, ua->secrets->app_key,
-		                    &ua->basic, &ua->basic_len);
+	for (size_t i = 0; i < p->n_stack; i++) {
+		wants_secrets |= p->stack[i].kind == PROVIDER_BASIC ||
+		                 p->stack[i].kind == PROVIDER_LOGIN;
+		logs_in |= p->stack[i].kind == PROVIDER_LOGIN;
+	}
+	if (wants_secrets) {
+		r = cred_load(p, &ua->secrets);
+		if (r < 0)
+			return r;
+	} else {
+		/* exec and modules bring their own: nothing to decrypt. */
+		ua->secrets = secrets_new();
+		if (!ua->secrets)
+			return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; wants_secrets && i < p->n_stack; i++) {
+		enum provider_kind kind = p->stack[i].kind;
+		if (kind != PROVIDER_BASIC && kind != PROVIDER_LOGIN)
+			continue;
+		missing = secrets_missing(ua->secrets, kind);
+		if (missing)
+			return fail(UCAASAUTH_E_CREDENTIALS,
+			            "credential file %s: no %s, which the %s "
+			            "provider of profile '%s' needs (ucaas-auth "
+			            "store %s)",
+			            p->credentials, missing, provider_name(kind),
+			            p->name, p->name);
+	}
 	/* Found now rather than at the first login, where it would look like
 	 * an unreachable server and start a backoff. */
-	if (ua->profile->ca_file && access(ua->profile->ca_file, R_OK) < 0)
+	if (logs_in && p->ca_file && access(p->ca_file, R_OK) < 0)
 		return fail_errno(UCAASAUTH_E_CONFIG, errno, "ca_file",
-		                  ua->profile->ca_file);
-	return 0;
+		                  p->ca_file);
+	if (p->provider == PROVIDER_BASIC)
+		return basic_header(p->app_id, ua->secrets->app_key, &ua->basic,
+		                    &ua->basic_len);
+	return stack_open(ua);
 }
 
 static int open_profile(struct ucaasauth *ua, const char *name, bool serve)
@@ -137,6 +168,7 @@ EXPORT void ucaasauth_close(struct ucaasauth *ua)
 {
 	if (!ua)
 		return;
+	stack_close(ua);
 	login_free(&ua->login);
 	/* The view is the writable segment, or a daemon's read-only one. */
 	cache_close(atomic_load(&ua->view));

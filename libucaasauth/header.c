@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "cache.h"
+#include "stack.h"
 
 static int too_small(size_t len, size_t *ret_len)
 {
@@ -32,18 +33,22 @@ int copy_out(const char *header, size_t len, char *buf, size_t size,
 int refresh_locked(struct ucaasauth *ua)
 {
 	char header[HEADER_MAX + 1];
-	char *token = header + strlen(TOKEN_PREFIX);
 	const struct profile *p = ua->profile;
 	int64_t t0 = now_ms(), life, ahead, margin;
 	time_t real0 = time(NULL);
 	struct token_times times;
-	int ttl = 0, r;
+	long ttl = 0;
+	size_t len = 0;
+	int who = 0, r;
 
-	memcpy(header, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
-	r = login_fetch(&ua->login, ua->profile, ua->secrets, token, &ttl);
+	r = stack_fetch(ua, header, sizeof(header), &len, &ttl, &who);
 	if (r < 0) {
 		cache_record_failure(ua->seg, r, ucaasauth_last_error());
 	} else {
+		/* A header without a lifetime (Basic, some modules) lives for
+		 * token_ttl, then the stack runs again. */
+		if (ttl == 0)
+			ttl = p->token_ttl;
 		/* A server that grants less than token_ttl shrinks the windows
 		 * in proportion: with the full windows, every call would fall
 		 * in the mandatory one and log in again. */
@@ -59,7 +64,8 @@ int refresh_locked(struct ucaasauth *ua)
 		times.fresh_ms = times.expires_ms - ahead;
 		times.renew_ms = times.expires_ms - margin;
 		times.expires_real = real0 + ttl;
-		cache_publish(ua->seg, header, strlen(header), &times);
+		cache_publish(ua->seg, header, len, &times,
+		              p->stack[who].name);
 	}
 	sodium_memzero(header, sizeof(header));
 	return r;

@@ -48,7 +48,34 @@ int file_make_parent(const char *path, int status);
 
 /* config.c */
 enum cache_mode { CACHE_SHARED, CACHE_PROCESS, CACHE_DAEMON };
-enum provider_kind { PROVIDER_BASIC, PROVIDER_LOGIN };
+enum provider_kind {
+	PROVIDER_BASIC,
+	PROVIDER_LOGIN,
+	PROVIDER_EXEC,
+	PROVIDER_MODULE, /* a shared object from module_dir */
+	PROVIDER_STACK,  /* a profile's several providers */
+};
+/* pam.d's control words; NONE: a one-provider stack without one. */
+enum control {
+	CONTROL_NONE,
+	CONTROL_REQUIRED,
+	CONTROL_REQUISITE,
+	CONTROL_SUFFICIENT,
+	CONTROL_OPTIONAL,
+};
+
+#define STACK_MAX 8
+#define STACK_ARGS_MAX 16
+
+/* One `provider =` line. */
+struct stack_entry {
+	enum control control;
+	enum provider_kind kind;
+	char *name; /* basic, login, exec or the module's name */
+	char **argv; /* the words after the name, NULL-terminated */
+	int argc;
+	int line;
+};
 
 #define PROFILE_NAME_MAX 64
 
@@ -62,7 +89,11 @@ struct profile {
 	char *socket;      /* the daemon's socket, absolute path */
 	char *allow_users; /* who the daemon serves: names or uids */
 	char *allow_groups;
-	enum provider_kind provider;
+	char *module_dir;  /* absolute */
+	char *exec_env;    /* names of variables passed to exec commands */
+	struct stack_entry *stack;
+	size_t n_stack;
+	enum provider_kind provider; /* the one provider's, or STACK */
 	enum cache_mode cache;
 	int token_ttl, refresh_ahead, expiry_margin; /* seconds */
 	int wait_timeout, connect_timeout, timeout;  /* seconds */
@@ -91,6 +122,7 @@ int config_find(const struct config *config, const char *name,
                 const struct profile **ret);
 bool profile_name_valid(const char *name);
 const char *provider_name(enum provider_kind kind);
+const char *control_name(enum control control);
 
 /* credstore.c */
 #define MASTER_KEY_BYTES 32
@@ -154,6 +186,7 @@ int login_start(void);
 
 /* handle.c */
 struct segment;
+struct provider;
 struct ucaasauth {
 	struct config *config;
 	const struct profile *profile;
@@ -167,6 +200,8 @@ struct ucaasauth {
 	int memfd;           /* ucaas-authd: the fd handed to clients */
 	int64_t wait_ms;
 	struct login login;
+	struct provider *providers; /* the opened stack */
+	size_t n_providers;
 	pthread_mutex_t lock; /* guards retired */
 	const struct segment **retired; /* views replaced, unmapped at close */
 	size_t n_retired;

@@ -396,14 +396,33 @@ static void test_value_refusals(void)
 	/* Enumerations. */
 	REFUSED(GOOD_PROFILE "cache = memory\n", 4, "cache: 'memory'");
 	REFUSED(GOOD_PROFILE "cache =\n", 4, "cache");
-	REFUSED(GOOD_PROFILE "provider = kerberos\n", 4,
-	        "provider: unknown provider 'kerberos'");
+	REFUSED(GOOD_PROFILE "provider = Kerberos\n", 4,
+	        "'Kerberos' is neither basic, login, exec nor a module name");
+	REFUSED(GOOD_PROFILE "provider = ../evil\n", 4, "module name");
 	REFUSED(GOOD_PROFILE "provider = mandatory basic\n", 4,
-	        "provider: unknown provider 'mandatory'");
+	        "provider: unknown control word 'mandatory'");
+	REFUSED(GOOD_PROFILE "provider = exec\n", 4,
+	        "exec needs the absolute path");
+	REFUSED(GOOD_PROFILE "provider = exec bin/token\n", 4,
+	        "exec needs the absolute path");
+	REFUSED(GOOD_PROFILE "module_dir = lib/modules\n", 4,
+	        "module_dir: 'lib/modules' is not an absolute path");
+	REFUSED(GOOD_PROFILE "exec_env = HOME 9LIVES\n", 4,
+	        "exec_env: 'HOME 9LIVES'");
 	REFUSED(GOOD_PROFILE "provider = required\n", 4, "provider");
 	REFUSED(GOOD_PROFILE "provider =\n", 4, "provider: empty value");
-	REFUSED(GOOD_PROFILE "provider = basic\nprovider = login\n", 5,
-	        "provider: a stack of several providers");
+	REFUSED(GOOD_PROFILE "provider = basic\nprovider = login\n", 4,
+	        "each line needs a control word");
+	REFUSED(GOOD_PROFILE "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n"
+	                     "provider = sufficient login\n", 12,
+	        "more than 8 providers");
 	REFUSED(GOOD_PROFILE "provider = login --verbose\n", 4,
 	        "provider: arguments are not supported by the 'login'");
 	REFUSED(GOOD_PROFILE "provider = required basic extra\n", 4,

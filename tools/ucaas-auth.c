@@ -23,6 +23,7 @@ static const char usage_text[] =
 	"  token [--json] [PROFILE]            print the token (token profiles)\n"
 	"  status [PROFILE]                    show the cache state, no secret\n"
 	"  flush [PROFILE]                     drop the host's cached token\n"
+	"  check [PROFILE]                     validate a profile, no network\n"
 	"\n"
 	"See ucaas-auth(1).\n";
 
@@ -330,6 +331,22 @@ out:
 	return r;
 }
 
+/* The stack, one line per provider, as configured (arguments included:
+ * they are in the configuration file, which holds no secret). */
+static void print_stack(const struct profile *p)
+{
+	if (p->provider != PROVIDER_STACK)
+		return;
+	for (size_t i = 0; i < p->n_stack; i++) {
+		const struct stack_entry *e = &p->stack[i];
+		printf("  %zu. %-10s %s", i + 1, control_name(e->control),
+		       e->name);
+		for (int k = 0; k < e->argc; k++)
+			printf(" %s", e->argv[k]);
+		printf("\n");
+	}
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct ucaasauth *ua;
@@ -348,6 +365,7 @@ static int cmd_status(int argc, char **argv)
 	printf("profile:      %s\n", ua->profile->name);
 	printf("config:       %s\n", ua->config->path);
 	printf("provider:     %s\n", provider_name(ua->profile->provider));
+	print_stack(ua->profile);
 	printf("api_base:     %s\n", ua->profile->api_base);
 	if (ua->basic) {
 		printf("header:       static Basic header, nothing cached\n");
@@ -392,6 +410,8 @@ static int cmd_status(int argc, char **argv)
 		printf("token:        none\n");
 	}
 	printf("logins:       %llu\n", (unsigned long long)st.logins);
+	if (st.answered_by[0] && ua->profile->provider == PROVIDER_STACK)
+		printf("answered by:  %s\n", st.answered_by);
 	if (st.last_login_real) {
 		rfc3339(st.last_login_real, when, sizeof(when));
 		printf("last login:   %s\n", when);
@@ -440,6 +460,47 @@ static int cmd_flush(int argc, char **argv)
 	return r < 0 ? failed(r) : 0;
 }
 
+/*
+ * Everything ucaasauth_open() checks, without a network call: the
+ * configuration, the key and credential files and their permissions, the
+ * CA file, the modules and exec commands of the stack, the cache
+ * directory (or the daemon's socket). One line per finding.
+ */
+static int cmd_check(int argc, char **argv)
+{
+	struct config *config = NULL;
+	const struct profile *p;
+	struct ucaasauth *ua;
+	const char *name;
+	int r;
+
+	if (no_options(argc, argv) < 0)
+		return usage();
+	r = profile_arg(argc, argv, &name);
+	if (r < 0)
+		return r == -1 ? usage() : 2;
+	r = load_profile(name, &config, &p);
+	if (r < 0)
+		return failed(r);
+	printf("configuration %s: ok\n", config->path);
+	printf("profile %s: %s provider%s, cache = %s\n", p->name,
+	       provider_name(p->provider),
+	       p->provider == PROVIDER_STACK ? "s" : "",
+	       p->cache == CACHE_SHARED    ? "shared"
+	       : p->cache == CACHE_PROCESS ? "process"
+	                                   : "daemon");
+	print_stack(p);
+	config_free(config);
+	r = ucaasauth_open(&ua, name, 0);
+	if (r < 0)
+		return failed(r);
+	if (ua->profile->cache == CACHE_DAEMON && !atomic_load(&ua->view))
+		printf("daemon: not running (socket %s)\n", ua->profile->socket);
+	printf("credentials, modules and commands: ok\n");
+	ucaasauth_close(ua);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -455,6 +516,7 @@ int main(int argc, char **argv)
 		{"keygen", cmd_keygen}, {"store", cmd_store},
 		{"header", cmd_header}, {"token", cmd_token},
 		{"status", cmd_status}, {"flush", cmd_flush},
+		{"check", cmd_check},
 	};
 	int c;
 

@@ -211,7 +211,8 @@ static void publish_basic(struct served *s)
 	struct token_times t = {FAR_FUTURE_MS, FAR_FUTURE_MS, FAR_FUTURE_MS, 0};
 
 	if (cache_lock(s->ua->seg, now_ms() + s->ua->wait_ms) == 0) {
-		cache_publish(s->ua->seg, s->ua->basic, s->ua->basic_len, &t);
+		cache_publish(s->ua->seg, s->ua->basic, s->ua->basic_len, &t,
+		              "basic");
 		cache_unlock(s->ua->seg);
 	}
 }

@@ -1,0 +1,379 @@
+/*
+ * The provider stack: a profile's providers, in order, each with a pam.d
+ * control word; the built-in basic and login providers behind the module
+ * interface of provider.h; and the loading of modules.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cache.h"
+#include "provider.h"
+#include "stack.h"
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define LIFETIME_MAX 86400L
+
+/* What a module said about the failure it is returning. */
+static _Thread_local char module_error[256];
+
+static void module_say(const char *message)
+{
+	snprintf(module_error, sizeof(module_error), "%s",
+	         message ? message : "");
+	for (char *c = module_error; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = '?';
+}
+
+struct ucaasauth *provider_handle(const struct ucaasauth_provider_args *args)
+{
+	return container_of(args, struct provider, args)->ua;
+}
+
+static int basic_open(void **ret_state,
+                      const struct ucaasauth_provider_args *args)
+{
+	struct ucaasauth *ua = provider_handle(args);
+	size_t len;
+	char *header;
+	int r;
+
+	r = basic_header(args->app_id, ua->secrets->app_key, &header, &len);
+	if (r == 0)
+		*ret_state = header;
+	return r;
+}
+
+static int basic_fetch(void *state, char *buf, size_t size, size_t *ret_len,
+                       long *ret_lifetime)
+{
+	*ret_lifetime = 0;
+	return copy_out(state, strlen(state), buf, size, ret_len);
+}
+
+static void basic_close(void *state)
+{
+	if (state)
+		sodium_free(state);
+}
+
+static int login_open(void **ret_state,
+                      const struct ucaasauth_provider_args *args)
+{
+	*ret_state = provider_handle(args);
+	return 0;
+}
+
+static int login_header(void *state, char *buf, size_t size, size_t *ret_len,
+                        long *ret_lifetime)
+{
+	struct ucaasauth *ua = state;
+	size_t prefix = strlen(TOKEN_PREFIX);
+	int ttl = 0, r;
+
+	assert(size > HEADER_MAX);
+	memcpy(buf, TOKEN_PREFIX, prefix);
+	r = login_fetch(&ua->login, ua->profile, ua->secrets, buf + prefix,
+	                &ttl);
+	if (r < 0)
+		return r;
+	*ret_len = strlen(buf);
+	*ret_lifetime = ttl;
+	return 0;
+}
+
+static void login_close(void *state)
+{
+}
+
+static const struct ucaasauth_provider basic_provider = {
+	.abi_version = UCAASAUTH_PROVIDER_ABI,
+	.name = "basic",
+	.open = basic_open,
+	.fetch = basic_fetch,
+	.close = basic_close,
+};
+
+static const struct ucaasauth_provider login_provider = {
+	.abi_version = UCAASAUTH_PROVIDER_ABI,
+	.name = "login",
+	.open = login_open,
+	.fetch = login_header,
+	.close = login_close,
+};
+
+/* PAM's rule for its modules: a file or directory that anyone but root
+ * or us could write could run anyone's code in our process. */
+static int check_trusted(const char *path, const char *what, bool dir)
+{
+	struct stat st;
+	uid_t uid = geteuid();
+
+	if (lstat(path, &st) < 0)
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
+		            strerror(errno));
+	if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: not a %s", what, path,
+		            dir ? "directory" : "regular file (or a symbolic "
+		                                "link)");
+	if (st.st_uid != 0 && st.st_uid != uid)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "%s %s: owned by uid %u, expected root or %u", what,
+		            path, (unsigned)st.st_uid, (unsigned)uid);
+	if (st.st_mode & 022)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "%s %s: mode %04o lets group or others write it",
+		            what, path, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int provider_check_file(const char *path, const char *what)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int r;
+
+	if (path[0] != '/')
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: not an absolute path",
+		            what, path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	*slash = 0;
+	r = check_trusted(dir[0] ? dir : "/", "directory of", true);
+	if (r == 0)
+		r = check_trusted(path, what, false);
+	return r;
+}
+
+static int module_load(struct provider *p, const char *module_dir)
+{
+	char path[PATH_MAX];
+	const struct ucaasauth_provider *ops;
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s/%s.so", module_dir,
+	             p->entry->name) >= (int)sizeof(path))
+		return fail(UCAASAUTH_E_CONFIG, "module %s: path too long",
+		            p->entry->name);
+	r = provider_check_file(path, "module");
+	if (r < 0)
+		return r;
+	/* RTLD_LOCAL: its symbols serve it alone. */
+	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl)
+		return fail(UCAASAUTH_E_CONFIG, "module %s: %s", path,
+		            dlerror());
+	ops = dlsym(p->dl, UCAASAUTH_PROVIDER_SYMBOL);
+	if (!ops)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "module %s: no symbol " UCAASAUTH_PROVIDER_SYMBOL
+		            ": not a libucaasauth provider",
+		            path);
+	if (ops->abi_version != UCAASAUTH_PROVIDER_ABI)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "module %s: provider interface version %u, this "
+		            "library speaks version %d",
+		            path, ops->abi_version, UCAASAUTH_PROVIDER_ABI);
+	if (!ops->open || !ops->fetch || !ops->close)
+		return fail(UCAASAUTH_E_CONFIG,
+		            "module %s: a callback is missing", path);
+	p->ops = ops;
+	return 0;
+}
+
+int stack_open(struct ucaasauth *ua)
+{
+	const struct profile *prof = ua->profile;
+	int r;
+
+	ua->providers = calloc(prof->n_stack, sizeof(*ua->providers));
+	if (!ua->providers)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < prof->n_stack; i++) {
+		struct provider *p = &ua->providers[i];
+		const struct stack_entry *e = &prof->stack[i];
+
+		ua->n_providers = i + 1;
+		p->ua = ua;
+		p->entry = e;
+		p->args = (struct ucaasauth_provider_args){
+			.size = sizeof(p->args),
+			.profile = prof->name,
+			.api_base = prof->api_base,
+			.app_id = prof->app_id,
+			.argc = e->argc,
+			.argv = (const char *const *)e->argv,
+			.timeout = prof->timeout,
+			.error = module_say,
+		};
+		switch (e->kind) {
+		case PROVIDER_BASIC:
+			p->ops = &basic_provider;
+			break;
+		case PROVIDER_LOGIN:
+			p->ops = &login_provider;
+			break;
+		case PROVIDER_EXEC:
+			p->ops = &exec_provider;
+			break;
+		default:
+			r = module_load(p, prof->module_dir);
+			if (r < 0)
+				return r;
+		}
+		module_error[0] = 0;
+		r = p->ops->open(&p->state, &p->args);
+		if (r < 0) {
+			p->ops = NULL; /* nothing to close */
+			return r < UCAASAUTH_E_NOMEM
+			               ? fail(UCAASAUTH_E_CONFIG,
+			                      "provider '%s' returned status %d",
+			                      e->name, r)
+			       : module_error[0]
+			               ? fail(r, "provider '%s': %s", e->name,
+			                      module_error)
+			               : r;
+		}
+	}
+	return 0;
+}
+
+void stack_close(struct ucaasauth *ua)
+{
+	for (size_t i = 0; i < ua->n_providers; i++) {
+		struct provider *p = &ua->providers[i];
+		if (p->ops)
+			p->ops->close(p->state);
+		if (p->dl)
+			dlclose(p->dl);
+	}
+	free(ua->providers);
+	ua->providers = NULL;
+	ua->n_providers = 0;
+}
+
+/* Whatever a provider hands over must be one header line: nothing that
+ * could end it and inject another. */
+static bool header_safe(const char *h, size_t len)
+{
+	static const char prefix[] = "Authorization: ";
+
+	if (len <= strlen(prefix) || len > HEADER_MAX ||
+	    strncmp(h, prefix, strlen(prefix)) != 0 || strlen(h) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)h[i] < 0x20 || (unsigned char)h[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int fetch_one(struct provider *p, char *buf, size_t size,
+                     size_t *ret_len, long *ret_lifetime)
+{
+	long lifetime = 0;
+	size_t len = 0;
+	int r;
+
+	module_error[0] = 0;
+	r = p->ops->fetch(p->state, buf, size, &len, &lifetime);
+	if (r < 0) {
+		if (r < UCAASAUTH_E_NOMEM)
+			return fail(UCAASAUTH_E_PROTOCOL,
+			            "provider '%s' returned status %d",
+			            p->entry->name, r);
+		if (p->entry->kind == PROVIDER_MODULE)
+			return fail(r, "provider '%s': %s", p->entry->name,
+			            module_error[0] ? module_error
+			                            : ucaasauth_strerror(r));
+		return r; /* the built-ins said it themselves */
+	}
+	if (len >= size || !header_safe(buf, len))
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "provider '%s' gave no single safe header line "
+		            "(\"Authorization: ...\", visible ASCII, no CR or "
+		            "LF, at most %zu bytes)",
+		            p->entry->name, (size_t)HEADER_MAX);
+	if (lifetime < 0)
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "provider '%s' gave a lifetime of %ld s",
+		            p->entry->name, lifetime);
+	/* Asked again within a day at the latest, whatever it claims. */
+	if (lifetime > LIFETIME_MAX)
+		lifetime = LIFETIME_MAX;
+	*ret_len = len;
+	*ret_lifetime = lifetime;
+	return 0;
+}
+
+/*
+ * The stack, as ucaasauth.conf(5) defines it:
+ *   sufficient  success: its header, at once (unless a required one
+ *               failed before); failure: ignored.
+ *   requisite   failure: the stack fails at once with it.
+ *   required    failure: the stack will fail with it, the rest still run.
+ *   optional    failure: ignored.
+ * The header is that of the first provider that succeeded; a stack where
+ * none did fails with the status of the last failure.
+ */
+int stack_fetch(struct ucaasauth *ua, char *buf, size_t size,
+                size_t *ret_len, long *ret_lifetime, int *ret_who)
+{
+	char tmp[HEADER_MAX + 1], required_error[1024] = "",
+	     last_error[1024] = "";
+	int required = 0, last = 0, who = -1, r;
+	long lifetime = 0, l = 0;
+	size_t len = 0, n = 0;
+
+	for (size_t i = 0; i < ua->n_providers; i++) {
+		struct provider *p = &ua->providers[i];
+		enum control c = p->entry->control;
+
+		r = fetch_one(p, tmp, sizeof(tmp), &n, &l);
+		if (r < 0) {
+			last = r;
+			snprintf(last_error, sizeof(last_error), "%s",
+			         ucaasauth_last_error());
+			if (c == CONTROL_REQUISITE)
+				goto out;
+			if ((c == CONTROL_REQUIRED || c == CONTROL_NONE) &&
+			    !required) {
+				required = r;
+				memcpy(required_error, last_error,
+				       sizeof(last_error));
+			}
+			continue;
+		}
+		if (who < 0) {
+			memcpy(buf, tmp, n + 1);
+			len = n;
+			lifetime = l;
+			who = (int)i;
+		}
+		if (c == CONTROL_SUFFICIENT && !required)
+			break;
+	}
+	if (required) {
+		r = fail(required, "%s", required_error);
+	} else if (who >= 0) {
+		*ret_len = len;
+		*ret_lifetime = lifetime;
+		*ret_who = who;
+		r = 0;
+	} else {
+		r = fail(last ? last : UCAASAUTH_E_CONFIG, "%s",
+		         last ? last_error : "no provider in the stack");
+	}
+out:
+	sodium_memzero(tmp, sizeof(tmp));
+	return r;
+}
