@@ -55,9 +55,12 @@ struct ucaasauth;
 /*
  * Opens a profile: reads the configuration file, picks the profile `profile`
  * (NULL picks the file's default_profile, or the profile named "default"),
- * decrypts the secrets that profile's provider needs into guarded memory
- * (locked, excluded from core dumps) and, for token profiles, attaches to
- * the host's shared token cache. It does no network I/O.
+ * decrypts the secrets that profile's providers need into guarded memory
+ * (locked, excluded from core dumps), opens its provider stack (loading
+ * provider modules) and attaches to the host's shared token cache. For a
+ * profile with cache = daemon it reads no credential: it attaches to
+ * ucaas-authd's read-only segment (or, if the daemon is not running yet,
+ * at the first ucaasauth_header() call). It does no network I/O.
  *
  * The configuration file is $UCAASAUTH_CONFIG when set (ignored in
  * set-uid programs; a missing file is then an error, not a reason to look
@@ -75,12 +78,17 @@ struct ucaasauth;
  *                            or flags is not 0;
  *   UCAASAUTH_E_CONFIG       no configuration file, a syntax error, an
  *                            unknown or duplicate key, a bad value, a
- *                            missing required key, or no such profile;
+ *                            missing required key, no such profile, an
+ *                            unreadable ca_file, or a provider module or
+ *                            exec command that is missing, unsafe
+ *                            (writable by others) or of another
+ *                            interface version;
  *   UCAASAUTH_E_CREDENTIALS  the key file or credential file is missing,
  *                            unreadable, of unsafe ownership or mode,
  *                            truncated, tampered with, encrypted with
  *                            another key or for another profile;
  *   UCAASAUTH_E_CACHE        the shared cache is unsafe or unusable;
+ *   UCAASAUTH_E_DENIED       ucaas-authd refused this user the profile;
  *   UCAASAUTH_E_NOMEM        out of memory.
  * ucaasauth_last_error() then names the file, line, key or profile at fault.
  */
@@ -90,11 +98,13 @@ int ucaasauth_open(struct ucaasauth **ret, const char *profile,
 
 /*
  * Writes the whole header line, "Authorization: Token <t>" or
- * "Authorization: Basic <b64>", without CR/LF and NUL-terminated, into
+ * "Authorization: Basic <b64>" (or whatever scheme a provider of the
+ * profile's stack gives), without CR/LF and NUL-terminated, into
  * buf[0..size), ready for curl_slist_append(). Its length without the NUL
- * goes to *ret_len. For token profiles the token comes from the host's
- * shared cache; the first caller on the host that needs a new one logs in,
- * the others wait for it (bounded by the profile's wait_timeout).
+ * goes to *ret_len. The header comes from the host's shared cache; the
+ * first caller on the host that needs a new one runs the profile's
+ * providers (a login), the others wait for it (bounded by the profile's
+ * wait_timeout). With cache = daemon, ucaas-authd does that part.
  *
  * On UCAASAUTH_E_TOOSMALL (buf NULL with size 0 included), *ret_len holds
  * the length needed without the NUL, and buf is not written. On other
@@ -108,7 +118,8 @@ int ucaasauth_open(struct ucaasauth **ret, const char *profile,
  *   UCAASAUTH_E_CONFIG       the api_base URL was refused by the HTTP
  *                            client;
  *   UCAASAUTH_E_DENIED       the server refused the credentials;
- *   UCAASAUTH_E_UNAVAILABLE  the server is unreachable, answered 5xx or
+ *   UCAASAUTH_E_UNAVAILABLE  the server (or an exec command, or
+ *                            ucaas-authd) is unreachable, answered 5xx or
  *                            timed out, and no valid token is cached;
  *   UCAASAUTH_E_PROTOCOL     the server's answer was malformed;
  *   UCAASAUTH_E_CACHE        the shared cache became unusable;
