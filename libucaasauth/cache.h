@@ -13,7 +13,7 @@
 #include "internal.h"
 
 #define SEGMENT_MAGIC 0x53414355u /* "UCAS" */
-#define SEGMENT_VERSION 2u
+#define SEGMENT_VERSION 3u
 #define SEGMENT_SIZE 4096u
 #define ERROR_TEXT_MAX 256
 #define PROVIDER_NAME_MAX 72

@@ -149,8 +149,12 @@ int key_load(const char *key_file, uint8_t **ret)
 	            (int)sizeof(path) &&
 	    access(path, F_OK) == 0)
 		key_file = path;
-	r = file_read(key_file, "key file", OWNER_SELF, MASTER_KEY_BYTES, true,
-	              UCAASAUTH_E_CREDENTIALS, &key, &len);
+	/* systemd may hand the service a root-owned credential with an ACL
+	 * for it; its directory is the service's alone. */
+	r = file_read(key_file, "key file",
+	              key_file == path ? OWNER_CREDENTIALS_DIR : OWNER_SELF,
+	              MASTER_KEY_BYTES, true, UCAASAUTH_E_CREDENTIALS, &key,
+	              &len);
 	if (r < 0)
 		return r;
 	if (len != MASTER_KEY_BYTES) {

@@ -127,14 +127,17 @@ static int call(const struct ucaasauth *ua, const char *command,
 	if (message_add(&req, "command", "%s", command) < 0 ||
 	    message_add(&req, "profile", "%s", p->name) < 0 ||
 	    (generation &&
-	     message_add(&req, "generation", "%llu",
-	                 (unsigned long long)generation) < 0))
+	     (message_add(&req, "generation", "%llu",
+	                  (unsigned long long)generation) < 0 ||
+	      message_add(&req, "pid", "%d",
+	                  (int)atomic_load(&atomic_load(&ua->view)->daemon_pid)) <
+	              0)))
 		return fail(UCAASAUTH_E_INVALID, "request too long");
 	message_end(&req);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(UCAASAUTH_E_NOMEM, "socket: %s", strerror(errno));
+		return unavailable(p, strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
@@ -298,7 +301,12 @@ out:
 
 int daemon_reject(struct ucaasauth *ua, uint64_t generation)
 {
+	const struct segment *view = atomic_load(&ua->view);
 	struct message answer;
+	int r;
 
-	return call(ua, "reject", generation, &answer, NULL);
+	r = call(ua, "reject", generation, &answer, NULL);
+	/* Another daemon answered: its token is not the one rejected, but
+	 * ours comes from now on. */
+	return r < 0 ? r : follow(ua, &answer, view);
 }

@@ -35,6 +35,18 @@ static int check_stat(const struct stat *st, const char *path,
 			            "0600 or stricter (no access for group or "
 			            "others)",
 			            what, path, mode);
+	} else if (owner == OWNER_CREDENTIALS_DIR) {
+		if (st->st_uid != uid && st->st_uid != 0)
+			return fail(status,
+			            "%s %s: owned by uid %u, expected %u (the "
+			            "caller) or 0 (root)",
+			            what, path, (unsigned)st->st_uid,
+			            (unsigned)uid);
+		if (mode & 007)
+			return fail(status,
+			            "%s %s: mode %04o gives others access, "
+			            "expected none",
+			            what, path, mode);
 	} else {
 		if (st->st_uid != uid && st->st_uid != 0)
 			return fail(status,

@@ -26,7 +26,10 @@ int fail_errno(int status, int err, const char *what, const char *path);
 /* file.c: files that hold secrets or decide where secrets go. */
 enum file_owner {
 	OWNER_SELF,        /* owned by the effective uid, no access for others */
-	OWNER_SELF_OR_ROOT /* owned by us or root, writable by nobody else */
+	OWNER_SELF_OR_ROOT, /* owned by us or root, writable by nobody else */
+	/* $CREDENTIALS_DIRECTORY: owned by us or root, no access for others
+	 * (group bits may show an ACL's mask) */
+	OWNER_CREDENTIALS_DIR
 };
 /*
  * Reads a whole regular file of at most `max` bytes, after checking its

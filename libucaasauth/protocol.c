@@ -67,7 +67,10 @@ int message_parse(const char *buf, size_t len, struct message *ret,
 		m.f[m.n].value[n - (eq - line) - 1] = 0;
 		m.n++;
 	}
-	if (len - pos > MSG_LINE_MAX || len >= MSG_MAX)
+	if (len - pos > MSG_LINE_MAX)
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "message line longer than %d bytes", MSG_LINE_MAX);
+	if (len >= MSG_MAX)
 		return fail(UCAASAUTH_E_PROTOCOL,
 		            "message longer than %d bytes", MSG_MAX);
 	return 0;

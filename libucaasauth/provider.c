@@ -70,14 +70,16 @@ static void basic_close(void *state)
 static int login_open(void **ret_state,
                       const struct ucaasauth_provider_args *args)
 {
-	*ret_state = provider_handle(args);
+	/* The provider, not the handle: ucaas-authd's reload moves opened
+	 * providers to another handle (provider->ua follows). */
+	*ret_state = container_of(args, struct provider, args);
 	return 0;
 }
 
 static int login_header(void *state, char *buf, size_t size, size_t *ret_len,
                         long *ret_lifetime)
 {
-	struct ucaasauth *ua = state;
+	struct ucaasauth *ua = ((struct provider *)state)->ua;
 	size_t prefix = strlen(TOKEN_PREFIX);
 	int ttl = 0, r;
 

@@ -89,6 +89,7 @@ struct ucaasauth;
  *                            another key or for another profile;
  *   UCAASAUTH_E_CACHE        the shared cache is unsafe or unusable;
  *   UCAASAUTH_E_DENIED       ucaas-authd refused this user the profile;
+ *   UCAASAUTH_E_PROTOCOL     ucaas-authd's answer was malformed;
  *   UCAASAUTH_E_NOMEM        out of memory.
  * ucaasauth_last_error() then names the file, line, key or profile at fault.
  */
@@ -140,13 +141,17 @@ int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
  * ucaasauth_header() call on the host logs in again; if another process
  * already replaced it, nothing happens, so N processes rejecting the same
  * header cause one login. For Basic profiles there is nothing to drop and
- * the call succeeds. Does no network I/O. Thread-safe.
+ * the call succeeds. Does no network I/O (with cache = daemon, it tells
+ * ucaas-authd over its Unix socket). Thread-safe.
  *
  * Returns UCAASAUTH_OK, or:
  *   UCAASAUTH_E_INVALID      ua or header is NULL;
  *   UCAASAUTH_E_CACHE        the shared cache became unusable;
  *   UCAASAUTH_E_TIMEOUT      another process held the cache's lock for
- *                            longer than wait_timeout.
+ *                            longer than wait_timeout;
+ *   UCAASAUTH_E_UNAVAILABLE  ucaas-authd is not running or did not answer;
+ *   UCAASAUTH_E_DENIED       ucaas-authd refused this user the profile;
+ *   UCAASAUTH_E_PROTOCOL     ucaas-authd's answer was malformed.
  */
 UCAASAUTH_WARN_UNUSED
 int ucaasauth_reject(struct ucaasauth *ua, const char *header);

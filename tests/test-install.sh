@@ -24,9 +24,10 @@ if command -v scdoc >/dev/null; then
 		[ -e "$prefix/share/man/$f" ] || fail "not installed: man page $f"
 	done
 fi
-# Internals stay in: only the installed header is public.
-[ "$(find "$prefix/include" -type f | wc -l)" -eq 1 ] ||
-	fail "headers other than ucaasauth.h installed"
+# Internals stay in: the public header and the module interface only.
+[ "$(cd "$prefix/include" && find . -type f | sort | tr '\n' ' ')" = \
+	"./ucaasauth.h ./ucaasauth/provider.h " ] ||
+	fail "headers other than ucaasauth.h and ucaasauth/provider.h installed"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 flags=$(pkg-config --cflags --libs ucaasauth) || fail "pkg-config ucaasauth"

@@ -445,11 +445,16 @@ static int cmd_flush(int argc, char **argv)
 			cache_drop(ua->seg);
 			cache_unlock(ua->seg);
 		}
-	} else if (atomic_load(&ua->view)) {
+	} else if (!ua->basic) {
 		/* The daemon's token: rejected, so the daemon replaces it. */
-		struct snapshot snap;
+		struct snapshot snap = {0};
 		char tmp[HEADER_MAX + 1];
-		if (segment_read(ua->view, tmp, sizeof(tmp), &snap) && snap.len)
+		if (!atomic_load(&ua->view))
+			r = fail(UCAASAUTH_E_UNAVAILABLE,
+			         "ucaas-authd (socket %s): not running",
+			         ua->profile->socket);
+		else if (segment_read(ua->view, tmp, sizeof(tmp), &snap) &&
+		         snap.len)
 			r = daemon_reject(ua, snap.generation);
 		sodium_memzero(tmp, sizeof(tmp));
 	}

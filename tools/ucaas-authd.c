@@ -28,6 +28,7 @@
 
 #include "cache.h"
 #include "protocol.h"
+#include "stack.h"
 
 #define MAX_CONNS 256
 #define MAX_IDS 64
@@ -45,9 +46,12 @@ struct served {
 	size_t n_uids, n_gids;
 	pthread_t thread;
 	bool has_thread;
-	pthread_mutex_t mtx; /* guards wanted, stop */
+	pthread_mutex_t mtx; /* guards wanted, stop, pending */
 	pthread_cond_t cond;
 	bool wanted, stop;
+	/* A reloaded handle whose settings and secrets the refresher swaps
+	 * in: the main thread never waits for a login to end. */
+	struct ucaasauth *pending;
 };
 
 struct conn {
@@ -217,6 +221,53 @@ static void publish_basic(struct served *s)
 	}
 }
 
+/* SIGHUP, with the cache lock held: the new settings and secrets, same
+ * segment and token, unless the account behind the token changed. */
+static void swap_in(struct served *s, struct ucaasauth *fresh)
+{
+	struct ucaasauth *ua = s->ua;
+	struct config *old_config = ua->config;
+	struct secrets *old_secrets = ua->secrets;
+	char *old_basic = ua->basic;
+	/* The token belongs to the account, not to its password: a new
+	 * password is used at the next login, the token stays. */
+	bool same = strcmp(ua->profile->api_base, fresh->profile->api_base) == 0 &&
+	            strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
+	            strcmp(ua->secrets->email, fresh->secrets->email) == 0;
+
+	/* The fresh handle takes the old settings away to be freed; its own
+	 * segment was never handed out. The stack stays the one opened at
+	 * start (its arguments point into the old configuration): swap the
+	 * stacks too. */
+	ua->config = fresh->config;
+	ua->profile = fresh->profile;
+	ua->secrets = fresh->secrets;
+	ua->basic = fresh->basic;
+	ua->basic_len = fresh->basic_len;
+	ua->wait_ms = fresh->wait_ms;
+	fresh->config = old_config;
+	fresh->secrets = old_secrets;
+	fresh->basic = old_basic;
+	{
+		struct provider *pv = ua->providers;
+		size_t n = ua->n_providers;
+		ua->providers = fresh->providers;
+		ua->n_providers = fresh->n_providers;
+		fresh->providers = pv;
+		fresh->n_providers = n;
+		for (size_t i = 0; i < ua->n_providers; i++)
+			ua->providers[i].ua = ua;
+		for (size_t i = 0; i < fresh->n_providers; i++)
+			fresh->providers[i].ua = fresh;
+	}
+	if (!same && !ua->basic)
+		cache_drop(ua->seg);
+	log_msg(LOG_INFO, "profile '%s': reloaded%s", ua->profile->name,
+	        ua->basic ? ""
+	        : same    ? ", token kept"
+	                  : ", another account: new login");
+}
+
 static void *refresher(void *arg)
 {
 	struct served *s = arg;
@@ -228,6 +279,19 @@ static void *refresher(void *arg)
 	pthread_mutex_lock(&s->mtx);
 	while (!s->stop) {
 		struct refresh_state st;
+		struct ucaasauth *fresh = s->pending;
+
+		if (fresh) {
+			s->pending = NULL;
+			pthread_mutex_unlock(&s->mtx);
+			if (cache_lock(seg, now_ms() + LOCK_WAIT_MS) == 0) {
+				swap_in(s, fresh);
+				cache_unlock(seg);
+			}
+			ucaasauth_close(fresh);
+			pthread_mutex_lock(&s->mtx);
+			continue;
+		}
 		struct snapshot snap = {0};
 		int64_t now = now_ms(), until;
 		bool valid, need;
@@ -273,7 +337,7 @@ static void *refresher(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (!s->wanted && !s->stop)
+		if (!s->wanted && !s->stop && !s->pending)
 			pthread_cond_timedwait(&s->cond, &s->mtx, &ts);
 	}
 	pthread_mutex_unlock(&s->mtx);
@@ -329,6 +393,8 @@ static void stop_profile(struct served *s)
 		pthread_join(s->thread, NULL);
 		s->has_thread = false;
 	}
+	ucaasauth_close(s->pending);
+	s->pending = NULL;
 	if (s->ua) {
 		/* Clients still mapping the segment see the daemon gone. */
 		atomic_store(&s->ua->seg->daemon_pid, 0);
@@ -339,64 +405,44 @@ static void stop_profile(struct served *s)
 	s->ua = NULL;
 }
 
-/* SIGHUP: new configuration and credentials, same segment and token
- * (unless the identity behind the token changed). */
 static void reload_profile(struct served *s)
 {
 	struct ucaasauth *fresh;
-	struct ucaasauth *ua = s->ua;
-	struct config *old_config;
-	struct secrets *old_secrets;
-	char *old_basic;
-	bool same;
+	const char *name = s->ua->profile->name;
 
-	if (handle_open(&fresh, ua->profile->name, true) < 0) {
+	if (handle_open(&fresh, name, true) < 0) {
 		log_msg(LOG_ERR, "reload: %s; keeping the previous settings",
 		        ucaasauth_last_error());
+		return;
+	}
+	if (fresh->profile->provider != s->ua->profile->provider ||
+	    fresh->profile->n_stack != s->ua->profile->n_stack) {
+		log_msg(LOG_ERR,
+		        "reload: profile '%s' changed its providers; restart "
+		        "ucaas-authd for that (keeping the previous settings)",
+		        name);
+		ucaasauth_close(fresh);
 		return;
 	}
 	if (resolve_allowed(s, fresh->profile) < 0) {
 		ucaasauth_close(fresh);
 		return;
 	}
-	if (cache_lock(ua->seg, now_ms() + ua->wait_ms) < 0) {
-		log_msg(LOG_ERR, "reload of '%s': %s", ua->profile->name,
-		        ucaasauth_last_error());
+	if (s->ua->basic) {
+		/* No refresher thread, and no login to wait for. */
+		if (cache_lock(s->ua->seg, now_ms() + s->ua->wait_ms) == 0) {
+			swap_in(s, fresh);
+			cache_unlock(s->ua->seg);
+		}
 		ucaasauth_close(fresh);
+		publish_basic(s);
 		return;
 	}
-	/* The token belongs to the account, not to its password: a new
-	 * password is used at the next login, the token stays. */
-	same = strcmp(ua->profile->api_base, fresh->profile->api_base) == 0 &&
-	       strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
-	       ua->profile->provider == fresh->profile->provider &&
-	       strcmp(ua->secrets->email, fresh->secrets->email) == 0;
-	/* Swap the settings and secrets; the fresh handle takes the old
-	 * ones away to be freed. Its own segment was never handed out. */
-	old_config = ua->config;
-	old_secrets = ua->secrets;
-	old_basic = ua->basic;
-	ua->config = fresh->config;
-	ua->profile = fresh->profile;
-	ua->secrets = fresh->secrets;
-	ua->basic = fresh->basic;
-	ua->basic_len = fresh->basic_len;
-	ua->wait_ms = fresh->wait_ms;
-	fresh->config = old_config;
-	fresh->secrets = old_secrets;
-	fresh->basic = old_basic;
-	if (!same && !ua->basic)
-		cache_drop(ua->seg);
-	cache_unlock(ua->seg);
-	ucaasauth_close(fresh);
-	if (ua->basic)
-		publish_basic(s);
-	else if (!same)
-		want_refresh(s);
-	log_msg(LOG_INFO, "profile '%s': reloaded%s", ua->profile->name,
-	        ua->basic ? ""
-	        : same    ? ", token kept"
-	                  : ", another account: new login");
+	pthread_mutex_lock(&s->mtx);
+	ucaasauth_close(s->pending); /* an older reload not yet taken */
+	s->pending = fresh;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->mtx);
 }
 
 static struct served *find_served(const char *name)
@@ -450,6 +496,15 @@ static void answer_error(struct conn *c, int status, const char *fmt, ...)
 	answer(c, &out, -1);
 }
 
+/* Strangers learn nothing, not even which profiles exist. */
+static bool allowed_anywhere(const struct conn *c)
+{
+	for (size_t i = 0; i < n_served; i++)
+		if (allowed(&served[i], c))
+			return true;
+	return false;
+}
+
 static void handle_request(struct conn *c, const struct message *m)
 {
 	const char *command = message_get(m, "command");
@@ -459,10 +514,19 @@ static void handle_request(struct conn *c, const struct message *m)
 	struct refresh_state st;
 	struct snapshot snap = {0};
 	char tmp[HEADER_MAX + 1];
-	uint64_t generation;
+	uint64_t generation, pid;
 	int64_t now = now_ms();
 	bool valid;
 
+	if (!allowed_anywhere(c)) {
+		log_msg(LOG_WARNING,
+		        "refused uid %u (gid %u): not in any allow_users or "
+		        "allow_groups",
+		        (unsigned)c->uid, (unsigned)c->gid);
+		return answer_error(c, UCAASAUTH_E_DENIED,
+		                    "uid %u is not allowed to use profile '%s'",
+		                    (unsigned)c->uid, name ? name : "");
+	}
 	if (!command)
 		return answer_error(c, UCAASAUTH_E_PROTOCOL, "no command");
 	if (!s)
@@ -501,6 +565,10 @@ static void handle_request(struct conn *c, const struct message *m)
 		if (!message_get_u64(m, "generation", &generation))
 			return answer_error(c, UCAASAUTH_E_PROTOCOL,
 			                    "reject without a generation");
+		/* Generations count per daemon: one from a client still
+		 * reading a daemon before us says nothing of our token. */
+		if (message_get_u64(m, "pid", &pid) && pid != (uint64_t)getpid())
+			return answer(c, &out, -1);
 		/* A busy lock means a login is under way: its token replaces
 		 * the rejected one anyway. Never wait here. */
 		if (generation == snap.generation && !s->ua->basic &&
@@ -564,8 +632,11 @@ static void on_accept(int lfd)
 		;
 	c = i < MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
 	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		/* Too many at once: the client is told the connection
+		 * closed (UCAASAUTH_E_UNAVAILABLE), and keeps any valid
+		 * token it has. */
 		free(c);
-		close(fd); /* too many at once: the client retries */
+		close(fd);
 		return;
 	}
 	c->fd = fd;
@@ -598,7 +669,12 @@ static int make_socket_dir(const char *sock)
 	for (size_t i = 0; i < n_served && group == (gid_t)-1; i++)
 		if (served[i].n_gids)
 			group = served[i].gids[0];
-	if (mkdir(dir, group == (gid_t)-1 ? 0700 : 0750) == 0) {
+	/* Made with its final mode whatever the umask (UMask=0077 would
+	 * shut the group out); never chmod-ed afterwards. */
+	mode_t old = umask(0);
+	int made = mkdir(dir, group == (gid_t)-1 ? 0700 : 0750);
+	umask(old);
+	if (made == 0) {
 		if (group != (gid_t)-1 && chown(dir, (uid_t)-1, group) < 0) {
 			log_msg(LOG_ERR, "socket directory %s: chown: %s", dir,
 			        strerror(errno));
@@ -638,17 +714,25 @@ static int listen_on(const char *path)
 	memcpy(addr.sun_path, path, strlen(path));
 	if (make_socket_dir(path) < 0)
 		return -1;
-	/* A socket left by a daemon that died; anything else is refused. */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode) || unlink(path) < 0) {
-			log_msg(LOG_ERR, "socket %s: exists and is not a socket",
-			        path);
-			return -1;
-		}
-	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* A socket left by a daemon that died is replaced; one a live daemon
+	 * answers on is not ours to take; anything else is refused. */
+	if (lstat(path, &st) == 0) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&addr,
+		                                  sizeof(addr)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live || !S_ISSOCK(st.st_mode) || unlink(path) < 0) {
+			log_msg(LOG_ERR, "socket %s: %s", path,
+			        live ? "another ucaas-authd is serving it"
+			             : "exists and is not a socket");
+			close(fd);
+			return -1;
+		}
+	}
 	/* The directory keeps strangers out; every peer is checked anyway. */
 	old = umask(0111);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
@@ -772,6 +856,13 @@ int main(int argc, char **argv)
 	served = calloc(config->n_profiles, sizeof(*served));
 	if (!served)
 		goto out;
+	for (int a = optind; a < argc; a++) {
+		const struct profile *p;
+		if (config_find(config, argv[a], &p) < 0) {
+			log_msg(LOG_ERR, "%s", ucaasauth_last_error());
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < config->n_profiles; i++) {
 		const struct profile *p = &config->profiles[i];
 		bool named = optind >= argc;
