@@ -14,6 +14,18 @@
 
 /* ssh's rule for private keys: a secret another user could read, or a file
  * another user could have written, is refused rather than trusted. */
+static const struct {
+	bool root_ok;       /* root may own it too */
+	unsigned forbidden; /* mode bits it must not have */
+	const char *expected;
+} rules[] = {
+	[OWNER_SELF] = {false, 077, "0600 or stricter (no access for group "
+	                            "or others)"},
+	[OWNER_SELF_OR_ROOT] = {true, 022, "no write access for group or "
+	                                   "others"},
+	[OWNER_CREDENTIALS_DIR] = {true, 007, "no access for others"},
+};
+
 static int check_stat(const struct stat *st, const char *path,
                       const char *what, enum file_owner owner, int status)
 {
@@ -22,44 +34,14 @@ static int check_stat(const struct stat *st, const char *path,
 
 	if (!S_ISREG(st->st_mode))
 		return fail(status, "%s %s: not a regular file", what, path);
-	if (owner == OWNER_SELF) {
-		if (st->st_uid != uid)
-			return fail(status,
-			            "%s %s: owned by uid %u, expected %u (the "
-			            "caller)",
-			            what, path, (unsigned)st->st_uid,
-			            (unsigned)uid);
-		if (mode & 077)
-			return fail(status,
-			            "%s %s: mode %04o is too open, expected "
-			            "0600 or stricter (no access for group or "
-			            "others)",
-			            what, path, mode);
-	} else if (owner == OWNER_CREDENTIALS_DIR) {
-		if (st->st_uid != uid && st->st_uid != 0)
-			return fail(status,
-			            "%s %s: owned by uid %u, expected %u (the "
-			            "caller) or 0 (root)",
-			            what, path, (unsigned)st->st_uid,
-			            (unsigned)uid);
-		if (mode & 007)
-			return fail(status,
-			            "%s %s: mode %04o gives others access, "
-			            "expected none",
-			            what, path, mode);
-	} else {
-		if (st->st_uid != uid && st->st_uid != 0)
-			return fail(status,
-			            "%s %s: owned by uid %u, expected %u (the "
-			            "caller) or 0 (root)",
-			            what, path, (unsigned)st->st_uid,
-			            (unsigned)uid);
-		if (mode & 022)
-			return fail(status,
-			            "%s %s: mode %04o lets others write it, "
-			            "expected no write access for group or others",
-			            what, path, mode);
-	}
+	if (st->st_uid != uid && !(rules[owner].root_ok && st->st_uid == 0))
+		return fail(status, "%s %s: owned by uid %u, expected %u (the "
+		            "caller)%s",
+		            what, path, (unsigned)st->st_uid, (unsigned)uid,
+		            rules[owner].root_ok ? " or 0 (root)" : "");
+	if (mode & rules[owner].forbidden)
+		return fail(status, "%s %s: mode %04o is too open, expected %s",
+		            what, path, mode, rules[owner].expected);
 	return 0;
 }
 
