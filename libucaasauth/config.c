@@ -326,6 +326,9 @@ static int set_provider(const struct where *w, char *value, struct profile *p)
 	if (first == n)
 		return config_fail(w, "provider: '%s' names no provider",
 		                   words[0]);
+	if (n - first - 1 > STACK_ARGS_MAX)
+		return config_fail(w, "provider: more than %d arguments",
+		                   STACK_ARGS_MAX);
 	if (p->n_stack == STACK_MAX)
 		return config_fail(w, "provider: more than %d providers",
 		                   STACK_MAX);

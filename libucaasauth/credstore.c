@@ -119,14 +119,26 @@ int secrets_parse(struct secrets *secrets, const char *text, size_t len,
 	return 0;
 }
 
-const char *secrets_missing(const struct secrets *secrets,
-                            enum provider_kind kind)
+unsigned profile_needs(const struct profile *p)
 {
-	if (kind == PROVIDER_BASIC)
-		return secrets->app_key[0] ? NULL : "app_key";
-	if (!secrets->email[0])
+	unsigned needs = 0;
+
+	for (size_t i = 0; i < p->n_stack; i++) {
+		if (p->stack[i].kind == PROVIDER_BASIC)
+			needs |= NEEDS_APP_KEY;
+		if (p->stack[i].kind == PROVIDER_LOGIN)
+			needs |= NEEDS_LOGIN;
+	}
+	return needs;
+}
+
+const char *secrets_missing(const struct secrets *secrets, unsigned needs)
+{
+	if ((needs & NEEDS_APP_KEY) && !secrets->app_key[0])
+		return "app_key";
+	if ((needs & NEEDS_LOGIN) && !secrets->email[0])
 		return "email";
-	if (!secrets->password[0])
+	if ((needs & NEEDS_LOGIN) && !secrets->password[0])
 		return "password";
 	return NULL;
 }
@@ -340,11 +352,11 @@ int cred_store(const struct profile *profile, const struct secrets *secrets)
 	size_t len;
 	int r;
 
-	missing = secrets_missing(secrets, profile->provider);
+	missing = secrets_missing(secrets, profile_needs(profile));
 	if (missing)
 		return fail(UCAASAUTH_E_CREDENTIALS,
-		            "profile '%s': the %s provider needs %s", profile->name,
-		            provider_name(profile->provider), missing);
+		            "profile '%s': its providers need %s", profile->name,
+		            missing);
 	r = key_load(profile->key_file, &key);
 	if (r < 0)
 		return r;

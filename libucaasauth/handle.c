@@ -11,14 +11,20 @@
 #include "stack.h"
 
 /* Who shares a token: the same user, server, application and account,
- * and for a stack, the same providers in the same order. */
+ * and but for a lone login provider, the same providers in the same
+ * order with the same arguments. */
 static int identity(const struct ucaasauth *ua, char *buf, size_t size)
 {
 	const struct profile *p = ua->profile;
 	int n = snprintf(buf, size, "v1\n%u\n%s\n%s\n%s", (unsigned)geteuid(),
 	                 p->api_base, p->app_id, ua->secrets->email);
 
-	for (size_t i = 0; p->provider == PROVIDER_STACK && i < p->n_stack &&
+	/* A one-login profile keeps the identity every login profile had:
+	 * processes of other versions still share its token. */
+	if (p->provider != PROVIDER_LOGIN && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, "\n%s\n%s", p->module_dir,
+		              p->exec_env ? p->exec_env : "");
+	for (size_t i = 0; p->provider != PROVIDER_LOGIN && i < p->n_stack &&
 	                   n >= 0 && (size_t)n < size;
 	     i++) {
 		const struct stack_entry *e = &p->stack[i];
@@ -38,41 +44,25 @@ static int identity(const struct ucaasauth *ua, char *buf, size_t size)
 static int load_secrets(struct ucaasauth *ua)
 {
 	const struct profile *p = ua->profile;
-	bool wants_secrets = false, logs_in = false;
+	unsigned needs = profile_needs(p);
 	const char *missing;
 	int r;
 
-	for (size_t i = 0; i < p->n_stack; i++) {
-		wants_secrets |= p->stack[i].kind == PROVIDER_BASIC ||
-		                 p->stack[i].kind == PROVIDER_LOGIN;
-		logs_in |= p->stack[i].kind == PROVIDER_LOGIN;
-	}
-	if (wants_secrets) {
-		r = cred_load(p, &ua->secrets);
-		if (r < 0)
-			return r;
-	} else {
-		/* exec and modules bring their own: nothing to decrypt. */
-		ua->secrets = secrets_new();
-		if (!ua->secrets)
-			return fail(UCAASAUTH_E_NOMEM, "out of memory");
-	}
-	for (size_t i = 0; wants_secrets && i < p->n_stack; i++) {
-		enum provider_kind kind = p->stack[i].kind;
-		if (kind != PROVIDER_BASIC && kind != PROVIDER_LOGIN)
-			continue;
-		missing = secrets_missing(ua->secrets, kind);
-		if (missing)
-			return fail(UCAASAUTH_E_CREDENTIALS,
-			            "credential file %s: no %s, which the %s "
-			            "provider of profile '%s' needs (ucaas-auth "
-			            "store %s)",
-			            p->credentials, missing, provider_name(kind),
-			            p->name, p->name);
-	}
+	/* exec and modules bring their own: nothing to decrypt for them. */
+	r = needs ? cred_load(p, &ua->secrets) : 0;
+	if (r < 0)
+		return r;
+	if (!needs && !(ua->secrets = secrets_new()))
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	missing = secrets_missing(ua->secrets, needs);
+	if (missing)
+		return fail(UCAASAUTH_E_CREDENTIALS,
+		            "credential file %s: no %s, which the providers of "
+		            "profile '%s' need (ucaas-auth store %s)",
+		            p->credentials, missing, p->name, p->name);
 	/* Found now rather than at the first login, where it would look like
 	 * an unreachable server and start a backoff. */
-	if (logs_in && p->ca_file && access(p->ca_file, R_OK) < 0)
+	if ((needs & NEEDS_LOGIN) && p->ca_file && access(p->ca_file, R_OK) < 0)
 		return fail_errno(UCAASAUTH_E_CONFIG, errno, "ca_file",
 		                  p->ca_file);
 	if (p->provider == PROVIDER_BASIC)
@@ -83,7 +73,8 @@ static int load_secrets(struct ucaasauth *ua)
 
 static int open_profile(struct ucaasauth *ua, const char *name, bool serve)
 {
-	char path[PATH_MAX], id[4096];
+	/* Values are capped at 1 KiB, stacks at 8 lines. */
+	char path[PATH_MAX], id[16384];
 	int r;
 
 	r = config_path(path, sizeof(path));

@@ -156,9 +156,12 @@ int cred_decrypt(const uint8_t *data, size_t len, const char *profile,
                  struct secrets **ret);
 int cred_load(const struct profile *profile, struct secrets **ret);
 int cred_store(const struct profile *profile, const struct secrets *secrets);
-/* What a provider needs from the store; NULL if all is there. */
-const char *secrets_missing(const struct secrets *secrets,
-                            enum provider_kind kind);
+/* What a profile's built-in providers need from the store (basic: the
+ * App Key; login: email and password), and the first of it missing, or
+ * NULL if all is there. */
+enum { NEEDS_APP_KEY = 1, NEEDS_LOGIN = 2 };
+unsigned profile_needs(const struct profile *p);
+const char *secrets_missing(const struct secrets *secrets, unsigned needs);
 
 /* provider-basic.c: "Authorization: Basic base64(app_id:app_key)" in
  * sodium_malloc memory. */

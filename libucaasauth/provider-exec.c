@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,16 @@ static void free_state(struct exec_state *s)
 static int add_env(struct exec_state *s, size_t *n, const char *name,
                    const char *value)
 {
+	size_t len = strlen(name);
+
+	/* Named twice (exec_env = PATH): the later value replaces. */
+	for (size_t i = 0; i < *n; i++)
+		if (strncmp(s->env[i], name, len) == 0 && s->env[i][len] == '=') {
+			free(s->env[i]);
+			s->env[i] = s->env[--*n];
+			s->env[*n] = NULL;
+			break;
+		}
 	if (*n == ENV_MAX)
 		return fail(UCAASAUTH_E_CONFIG, "exec_env: more than %d variables",
 		            ENV_MAX - 4);
@@ -232,9 +243,11 @@ static const char *said(char *err, size_t len)
 	return i ? err : "(nothing on stderr)";
 }
 
-static void reap(pid_t pid, int *status)
+static void reap(pid_t pid)
 {
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+	int st;
+
+	while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
 		;
 }
 
@@ -245,7 +258,8 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	const char *cmd = s->argv[0];
 	char *out, err[ERR_MAX + 1];
 	size_t out_len = 0, err_len = 0;
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, devnull, status = 0, r;
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, stp[2] = {-1, -1};
+	int devnull, status = 0, r;
 	int64_t deadline = now_ms() + s->timeout_ms;
 	bool too_big = false, timed_out = false;
 	pid_t pid;
@@ -255,11 +269,13 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0 || pipe2(outp, O_CLOEXEC) < 0 ||
-	    pipe2(errp, O_CLOEXEC) < 0) {
+	    pipe2(errp, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0) {
 		r = fail(UCAASAUTH_E_NOMEM, "exec: %s", strerror(errno));
 		goto out;
 	}
-	pid = fork();
+	/* fork() without SIGCHLD: the program's own SIGCHLD handler never
+	 * hears of our child. We reap it with __WALL. */
+	pid = (pid_t)syscall(SYS_clone, 0UL, NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		r = fail(UCAASAUTH_E_NOMEM, "exec: fork: %s", strerror(errno));
 		goto out;
@@ -268,14 +284,44 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		/* Only async-signal-safe calls until execve: the parent may
 		 * have threads. A process group of its own, so that a timeout
 		 * kills whatever it started too. */
+		sigset_t none;
+		pid_t c;
+		int st = 126 << 8;
+
 		setpgid(0, 0);
-		if (dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 ||
-		    dup2(errp[1], 2) < 0)
-			_exit(126);
-		close_range(3, ~0U, 0);
-		execve(cmd, s->argv, s->env);
-		_exit(127);
+		/* The program's signal settings are not the command's: an
+		 * ignored SIGCHLD would break its shell's waits (and lose
+		 * its exit status), a blocked SIGTERM (ucaas-authd blocks
+		 * it) its shutdown. */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		c = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL,
+		                   NULL, NULL, NULL);
+		if (c == 0) {
+			if (dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 ||
+			    dup2(errp[1], 2) < 0)
+				_exit(126);
+			close_range(3, ~0U, 0);
+			execve(cmd, s->argv, s->env);
+			_exit(127);
+		}
+		/* This process only waits for the command and reports how it
+		 * ended, so that the status survives whatever the program
+		 * does with SIGCHLD. */
+		close(outp[1]);
+		close(errp[1]);
+		if (c > 0)
+			while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+				;
+		if (write(stp[1], &st, sizeof(st)) != sizeof(st))
+			_exit(1);
+		_exit(0);
 	}
+	close(stp[1]);
+	stp[1] = -1;
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;
@@ -318,28 +364,34 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 			}
 		}
 	}
-	/* Its output is closed, but it may linger: wait, bounded. */
+	/* Its output is closed, but it may linger: its status, bounded. */
 	while (!timed_out && !too_big) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		struct timespec ts = {0, 5000000};
+		struct pollfd pfd = {stp[0], POLLIN, 0};
+		int64_t left = deadline - now_ms();
+		ssize_t n;
 
-		if (w == pid)
-			goto reaped;
-		if (w < 0 && errno == ECHILD) {
-			/* SIGCHLD ignored by the program: reaped for us, its
-			 * exit status lost. Judge the output alone. */
-			status = 0;
-			goto reaped;
-		}
-		if (now_ms() >= deadline)
+		if (left <= 0) {
 			timed_out = true;
-		else
-			nanosleep(&ts, NULL);
+			break;
+		}
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			break;
+		if (!pfd.revents)
+			continue;
+		n = read(stp[0], &status, sizeof(status));
+		if (n == sizeof(status))
+			break;
+		if (n == 0) {
+			status = 127 << 8; /* the waiter died: no status */
+			break;
+		}
 	}
-	kill(-pid, SIGKILL);
+	if (timed_out || too_big)
+		kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
-	reap(pid, &status); /* never a zombie */
-reaped:
+	/* The waiter: never a zombie (already gone where SIGCHLD is
+	 * ignored). */
+	reap(pid);
 	if (timed_out)
 		r = fail(UCAASAUTH_E_UNAVAILABLE,
 		         "exec command %s: no answer within %d s, killed", cmd,
@@ -364,6 +416,8 @@ out:
 			close(outp[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
+		if (stp[i] >= 0)
+			close(stp[i]);
 	}
 	if (devnull >= 0)
 		close(devnull);

@@ -35,6 +35,23 @@ static void module_say(const char *message)
 			*c = '?';
 }
 
+/* A module speaks for its source: denied, unreachable, malformed, out of
+ * memory, misconfigured. Anything else it returns (a status that is the
+ * caller's to give, a positive or unknown number) becomes `other`. */
+static int module_status(int r, int other)
+{
+	switch (r) {
+	case UCAASAUTH_E_CONFIG:
+	case UCAASAUTH_E_CREDENTIALS:
+	case UCAASAUTH_E_DENIED:
+	case UCAASAUTH_E_UNAVAILABLE:
+	case UCAASAUTH_E_PROTOCOL:
+	case UCAASAUTH_E_NOMEM:
+		return r;
+	}
+	return other;
+}
+
 struct ucaasauth *provider_handle(const struct ucaasauth_provider_args *args)
 {
 	return container_of(args, struct provider, args)->ua;
@@ -115,19 +132,19 @@ static const struct ucaasauth_provider login_provider = {
 };
 
 /* PAM's rule for its modules: a file or directory that anyone but root
- * or us could write could run anyone's code in our process. */
+ * or us could write could run anyone's code in our process. Directories
+ * are judged where their links lead. */
 static int check_trusted(const char *path, const char *what, bool dir)
 {
 	struct stat st;
 	uid_t uid = geteuid();
 
-	if (lstat(path, &st) < 0)
+	if ((dir ? stat(path, &st) : lstat(path, &st)) < 0)
 		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
 		            strerror(errno));
 	if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
 		return fail(UCAASAUTH_E_CONFIG, "%s %s: not a %s", what, path,
-		            dir ? "directory" : "regular file (or a symbolic "
-		                                "link)");
+		            dir ? "directory" : "regular file");
 	if (st.st_uid != 0 && st.st_uid != uid)
 		return fail(UCAASAUTH_E_CONFIG,
 		            "%s %s: owned by uid %u, expected root or %u", what,
@@ -139,22 +156,37 @@ static int check_trusted(const char *path, const char *what, bool dir)
 	return 0;
 }
 
+/* The directory part of path, "/" for a file at the root. */
+static void parent(const char *path, char *out, size_t size)
+{
+	char *slash;
+
+	snprintf(out, size, "%s", path);
+	slash = strrchr(out, '/');
+	if (slash)
+		slash[slash == out ? 1 : 0] = 0;
+}
+
 int provider_check_file(const char *path, const char *what)
 {
-	char dir[PATH_MAX];
-	char *slash;
+	char dir[PATH_MAX], real[PATH_MAX];
 	int r;
 
 	if (path[0] != '/')
 		return fail(UCAASAUTH_E_CONFIG, "%s %s: not an absolute path",
 		            what, path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	*slash = 0;
-	r = check_trusted(dir[0] ? dir : "/", "directory of", true);
-	if (r == 0)
-		r = check_trusted(path, what, false);
-	return r;
+	/* The directory named (whoever can write it can swap the name),
+	 * then the file where it really is, and the directory holding it. */
+	parent(path, dir, sizeof(dir));
+	r = check_trusted(dir, "directory of", true);
+	if (r < 0)
+		return r;
+	if (!realpath(path, real))
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
+		            strerror(errno));
+	parent(real, dir, sizeof(dir));
+	r = check_trusted(dir, "directory of", true);
+	return r < 0 ? r : check_trusted(real, what, false);
 }
 
 static int module_load(struct provider *p, const char *module_dir)
@@ -235,16 +267,18 @@ int stack_open(struct ucaasauth *ua)
 		}
 		module_error[0] = 0;
 		r = p->ops->open(&p->state, &p->args);
-		if (r < 0) {
+		if (r != 0) {
 			p->ops = NULL; /* nothing to close */
-			return r < UCAASAUTH_E_NOMEM
-			               ? fail(UCAASAUTH_E_CONFIG,
-			                      "provider '%s' returned status %d",
-			                      e->name, r)
-			       : module_error[0]
-			               ? fail(r, "provider '%s': %s", e->name,
-			                      module_error)
-			               : r;
+			if (e->kind != PROVIDER_MODULE)
+				return r; /* the built-ins said it themselves */
+			if (module_status(r, 0) == 0)
+				return fail(UCAASAUTH_E_CONFIG,
+				            "provider '%s' returned status %d",
+				            e->name, r);
+			return fail(r, "provider '%s': %s", e->name,
+			            module_error[0] ? module_error
+			                            : "could not open (no "
+			                              "reason given)");
 		}
 	}
 	return 0;
@@ -288,17 +322,16 @@ static int fetch_one(struct provider *p, char *buf, size_t size,
 
 	module_error[0] = 0;
 	r = p->ops->fetch(p->state, buf, size, &len, &lifetime);
-	if (r < 0) {
-		if (r < UCAASAUTH_E_NOMEM)
-			return fail(UCAASAUTH_E_PROTOCOL,
-			            "provider '%s' returned status %d",
-			            p->entry->name, r);
-		if (p->entry->kind == PROVIDER_MODULE)
-			return fail(r, "provider '%s': %s", p->entry->name,
-			            module_error[0] ? module_error
-			                            : ucaasauth_strerror(r));
+	if (r != 0 && p->entry->kind != PROVIDER_MODULE)
 		return r; /* the built-ins said it themselves */
-	}
+	if (r != 0 && module_status(r, 0) == 0)
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "provider '%s' returned status %d", p->entry->name,
+		            r);
+	if (r != 0)
+		return fail(r, "provider '%s': %s", p->entry->name,
+		            module_error[0] ? module_error
+		                            : ucaasauth_strerror(r));
 	if (len >= size || !header_safe(buf, len))
 		return fail(UCAASAUTH_E_PROTOCOL,
 		            "provider '%s' gave no single safe header line "

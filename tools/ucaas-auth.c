@@ -155,13 +155,15 @@ static int read_secrets(const struct profile *p, struct secrets *secrets)
 			goto out;
 		}
 		r = 0;
-		if (p->provider == PROVIDER_BASIC)
-			r = prompt(tty, "App Key", true, secrets->app_key,
-			           sizeof(secrets->app_key));
-		else if (prompt(tty, "Email", false, secrets->email,
-		                sizeof(secrets->email)) < 0 ||
-		         prompt(tty, "Password", true, secrets->password,
-		                sizeof(secrets->password)) < 0)
+		if ((profile_needs(p) & NEEDS_APP_KEY) &&
+		    prompt(tty, "App Key", true, secrets->app_key,
+		           sizeof(secrets->app_key)) < 0)
+			r = -1;
+		if ((profile_needs(p) & NEEDS_LOGIN) && r == 0 &&
+		    (prompt(tty, "Email", false, secrets->email,
+		            sizeof(secrets->email)) < 0 ||
+		     prompt(tty, "Password", true, secrets->password,
+		            sizeof(secrets->password)) < 0))
 			r = -1;
 		fclose(tty);
 		if (r < 0)
@@ -294,11 +296,13 @@ static int cmd_token(int argc, char **argv)
 		r = failed(r);
 		goto out;
 	}
-	if (ua->profile->provider == PROVIDER_BASIC) {
+	if (strncmp(buf, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0) {
 		fprintf(stderr,
-		        "ucaas-auth: profile '%s' uses the basic provider: it "
-		        "has a header (ucaas-auth header) but no token\n",
-		        ua->profile->name);
+		        "ucaas-auth: profile '%s' %s: it has a header "
+		        "(ucaas-auth header) but no token\n",
+		        ua->profile->name,
+		        ua->basic ? "uses the basic provider"
+		                  : "was last answered with another scheme");
 		r = 1;
 		goto out;
 	}
@@ -499,9 +503,13 @@ static int cmd_check(int argc, char **argv)
 	r = ucaasauth_open(&ua, name, 0);
 	if (r < 0)
 		return failed(r);
-	if (ua->profile->cache == CACHE_DAEMON && !atomic_load(&ua->view))
-		printf("daemon: not running (socket %s)\n", ua->profile->socket);
-	printf("credentials, modules and commands: ok\n");
+	if (ua->profile->cache == CACHE_DAEMON)
+		printf("daemon: %s (socket %s); credentials, modules and "
+		       "commands are the daemon's, not checked here\n",
+		       atomic_load(&ua->view) ? "running" : "not running",
+		       ua->profile->socket);
+	else
+		printf("credentials, modules and commands: ok\n");
 	ucaasauth_close(ua);
 	return 0;
 }
