@@ -409,6 +409,10 @@ static int set_key(const struct where *w, const char *key, char *value,
 	if (strlen(value) > VALUE_MAX)
 		return config_fail(w, "%s: value longer than %d bytes", key,
 		                   VALUE_MAX);
+	/* The line check lets DEL through; it would reach an exec
+	 * provider's arguments. */
+	if (strchr(value, 0x7f))
+		return config_fail(w, "%s: control character in value", key);
 	if (strcmp(key, "api_base") == 0) {
 		size_t n = strlen(value);
 		while (n > 0 && value[n - 1] == '/')

@@ -324,6 +324,20 @@ out:
 	return r;
 }
 
+/*
+ * libsodium's ChaCha20 runs a message's last partial block through a block
+ * on the stack, and leaves it there: a short plaintext (our "app_key=...")
+ * would stay in the stack, and so in core dumps, until overwritten. The
+ * frames below the caller's are wiped after every decryption.
+ */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+	char area[16384];
+
+	sodium_memzero(area, sizeof(area));
+	__asm__ __volatile__("" : : "r"(area) : "memory");
+}
+
 int cred_load(const struct profile *profile, struct secrets **ret)
 {
 	uint8_t *key = NULL, *data = NULL;
@@ -339,6 +353,7 @@ int cred_load(const struct profile *profile, struct secrets **ret)
 		goto out;
 	r = cred_decrypt(data, len, profile->name, key, profile->credentials,
 	                 ret);
+	scrub_stack();
 out:
 	free(data);
 	sodium_free(key);
@@ -361,6 +376,7 @@ int cred_store(const struct profile *profile, const struct secrets *secrets)
 	if (r < 0)
 		return r;
 	r = cred_encrypt(secrets, profile->name, key, &data, &len);
+	scrub_stack();
 	if (r < 0)
 		goto out;
 	r = file_make_parent(profile->credentials, UCAASAUTH_E_CREDENTIALS);

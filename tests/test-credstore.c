@@ -627,8 +627,8 @@ static void test_secrets_parse(void)
 	CHECK_STR(s->app_key, APP_KEY);
 	CHECK_STR(s->email, EMAIL);
 	CHECK_STR(s->password, SECRET);
-	CHECK(secrets_missing(s, PROVIDER_BASIC) == NULL);
-	CHECK(secrets_missing(s, PROVIDER_LOGIN) == NULL);
+	CHECK(secrets_missing(s, NEEDS_APP_KEY) == NULL);
+	CHECK(secrets_missing(s, NEEDS_LOGIN) == NULL);
 	secrets_free(s);
 
 	/* '=' in a value is part of it; a blank line ends the secrets. */
@@ -637,8 +637,8 @@ static void test_secrets_parse(void)
 	          UCAASAUTH_OK);
 	CHECK_STR(s->password, "a=b");
 	CHECK_STR(s->app_key, "");
-	CHECK_STR(secrets_missing(s, PROVIDER_BASIC), "app_key");
-	CHECK_STR(secrets_missing(s, PROVIDER_LOGIN), "email");
+	CHECK_STR(secrets_missing(s, NEEDS_APP_KEY), "app_key");
+	CHECK_STR(secrets_missing(s, NEEDS_LOGIN), "email");
 	secrets_free(s);
 
 	/* The longest value, 1024 bytes, is accepted. */

@@ -499,7 +499,7 @@ static void test_dir_link(void)
 
 static void write_config(void)
 {
-	char line[4096], dir[512], path[1024], now_s[64], off_s[64], json[1024];
+	char line[4096], dir[512], path[1024], now_s[64], off_s[64], json[2048];
 	time_t now = time(NULL);
 	static const struct {
 		const char *name, *json;

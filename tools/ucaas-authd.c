@@ -41,6 +41,12 @@ enum { LOG_ERR = 3, LOG_WARNING = 4, LOG_INFO = 6 };
 
 struct served {
 	struct ucaasauth *ua;
+	/* Fixed at start, read by the main thread: the refresher swaps the
+	 * handle's settings on reload, so the main thread never reads
+	 * them. */
+	char name[PROFILE_NAME_MAX + 1];
+	enum provider_kind provider;
+	size_t n_stack;
 	uid_t uids[MAX_IDS];
 	gid_t gids[MAX_IDS];
 	size_t n_uids, n_gids;
@@ -364,6 +370,9 @@ static int start_profile(struct served *s, const char *name)
 	}
 	if (resolve_allowed(s, s->ua->profile) < 0)
 		return -1;
+	snprintf(s->name, sizeof(s->name), "%s", s->ua->profile->name);
+	s->provider = s->ua->profile->provider;
+	s->n_stack = s->ua->profile->n_stack;
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -408,15 +417,15 @@ static void stop_profile(struct served *s)
 static void reload_profile(struct served *s)
 {
 	struct ucaasauth *fresh;
-	const char *name = s->ua->profile->name;
+	const char *name = s->name;
 
 	if (handle_open(&fresh, name, true) < 0) {
 		log_msg(LOG_ERR, "reload: %s; keeping the previous settings",
 		        ucaasauth_last_error());
 		return;
 	}
-	if (fresh->profile->provider != s->ua->profile->provider ||
-	    fresh->profile->n_stack != s->ua->profile->n_stack) {
+	if (fresh->profile->provider != s->provider ||
+	    fresh->profile->n_stack != s->n_stack) {
 		log_msg(LOG_ERR,
 		        "reload: profile '%s' changed its providers; restart "
 		        "ucaas-authd for that (keeping the previous settings)",
@@ -428,7 +437,7 @@ static void reload_profile(struct served *s)
 		ucaasauth_close(fresh);
 		return;
 	}
-	if (s->ua->basic) {
+	if (s->provider == PROVIDER_BASIC) {
 		/* No refresher thread, and no login to wait for. */
 		if (cache_lock(s->ua->seg, now_ms() + s->ua->wait_ms) == 0) {
 			swap_in(s, fresh);
@@ -448,7 +457,7 @@ static void reload_profile(struct served *s)
 static struct served *find_served(const char *name)
 {
 	for (size_t i = 0; name && i < n_served; i++)
-		if (strcmp(served[i].ua->profile->name, name) == 0)
+		if (strcmp(served[i].name, name) == 0)
 			return &served[i];
 	return NULL;
 }
@@ -571,7 +580,8 @@ static void handle_request(struct conn *c, const struct message *m)
 			return answer(c, &out, -1);
 		/* A busy lock means a login is under way: its token replaces
 		 * the rejected one anyway. Never wait here. */
-		if (generation == snap.generation && !s->ua->basic &&
+		if (generation == snap.generation &&
+		    s->provider != PROVIDER_BASIC &&
 		    cache_lock(s->ua->seg, 0) == 0) {
 			if (atomic_load(&s->ua->seg->generation) == generation)
 				cache_drop(s->ua->seg);
