@@ -262,7 +262,7 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	int devnull, status = 0, r;
 	int64_t deadline = now_ms() + s->timeout_ms;
 	bool too_big = false, timed_out = false;
-	pid_t pid;
+	pid_t pid, group = 0;
 
 	out = sodium_malloc(OUT_MAX + 1); /* it holds the token */
 	if (!out)
@@ -282,13 +282,11 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	}
 	if (pid == 0) {
 		/* Only async-signal-safe calls until execve: the parent may
-		 * have threads. A process group of its own, so that a timeout
-		 * kills whatever it started too. */
+		 * have threads. */
 		sigset_t none;
 		pid_t c;
 		int st = 126 << 8;
 
-		setpgid(0, 0);
 		/* The program's signal settings are not the command's: an
 		 * ignored SIGCHLD would break its shell's waits (and lose
 		 * its exit status), a blocked SIGTERM (ucaas-authd blocks
@@ -301,6 +299,10 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		c = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL,
 		                   NULL, NULL, NULL);
 		if (c == 0) {
+			/* A process group of its own, so that a timeout
+			 * kills whatever it started too, but not the
+			 * waiter, which still reaps it. */
+			setpgid(0, 0);
 			if (dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 ||
 			    dup2(errp[1], 2) < 0)
 				_exit(126);
@@ -313,15 +315,27 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		 * does with SIGCHLD. */
 		close(outp[1]);
 		close(errp[1]);
-		if (c > 0)
+		if (c > 0) {
+			/* Set on both sides: no kill can miss the group. */
+			setpgid(c, c);
+			if (write(stp[1], &c, sizeof(c)) != sizeof(c))
+				_exit(1);
 			while (waitpid(c, &st, 0) < 0 && errno == EINTR)
 				;
+		}
 		if (write(stp[1], &st, sizeof(st)) != sizeof(st))
 			_exit(1);
 		_exit(0);
 	}
 	close(stp[1]);
 	stp[1] = -1;
+	/* The command's pid (its process group), from the waiter, at once. */
+	{
+		struct pollfd pfd = {stp[0], POLLIN, 0};
+		if (poll(&pfd, 1, s->timeout_ms) <= 0 ||
+		    read(stp[0], &group, sizeof(group)) != sizeof(group))
+			group = 0;
+	}
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;
@@ -386,9 +400,16 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 			break;
 		}
 	}
-	if (timed_out || too_big)
-		kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
+	if ((timed_out || too_big) && group > 0) {
+		/* The command and all it started; the waiter reaps the
+		 * command and reports, then exits. */
+		kill(-group, SIGKILL);
+		while (read(stp[0], &status, sizeof(status)) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	if (group <= 0)
+		kill(pid, SIGKILL); /* no command to wait for */
 	/* The waiter: never a zombie (already gone where SIGCHLD is
 	 * ignored). */
 	reap(pid);
