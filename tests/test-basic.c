@@ -46,17 +46,6 @@ static char *in_tmp(char *buf, size_t size, const char *name)
 	return buf;
 }
 
-static void write_file(const char *path, const void *data, size_t len,
-                       mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, data, len), (long long)len);
-	CHECK_INT(fchmod(fd, mode), 0);
-	CHECK_INT(close(fd), 0);
-}
-
 /* RFC 4648 base64 with padding, written here rather than taken from the
  * library under test. */
 static void b64(const unsigned char *in, size_t len, char *out)

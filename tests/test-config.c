@@ -56,17 +56,6 @@ static void cleanup(void)
 		nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void write_file(const char *path, const char *text, size_t len,
-                       mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, len), (long long)len);
-	CHECK_INT(fchmod(fd, mode), 0);
-	CHECK_INT(close(fd), 0);
-}
-
 static int parse(const char *text, struct config **ret)
 {
 	return config_parse(text, strlen(text), conf_path, ret);

@@ -51,17 +51,6 @@ static char *in_tmp(char *buf, size_t size, const char *name)
 	return buf;
 }
 
-static void write_file(const char *path, const void *data, size_t len,
-                       mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, data, len), (long long)len);
-	CHECK_INT(fchmod(fd, mode), 0);
-	CHECK_INT(close(fd), 0);
-}
-
 /* The whole file, malloc'd (one spare byte, NUL); NULL if missing. */
 static uint8_t *read_all(const char *path, size_t *ret_len)
 {

@@ -865,17 +865,6 @@ static int header_once(const char *profile)
 	return r;
 }
 
-static void write_file(const char *path, const void *data, size_t len,
-                       mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, data, len), (long long)len);
-	CHECK_INT(fchmod(fd, mode), 0);
-	CHECK_INT(close(fd), 0);
-}
-
 /* tok.cred holding these lines (the password field is written as is,
  * newlines and all, so it can smuggle whole lines in). */
 static void write_tok_cred(const char *password_field)

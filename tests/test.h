@@ -5,8 +5,11 @@
 #ifndef UCAASAUTH_TEST_H
 #define UCAASAUTH_TEST_H
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +63,18 @@ static int test_checks;
 			test_fail_("last error lacks \"%s\": \"%s\"",     \
 			           (needle), e_ ? e_ : "(null)");         \
 	} while (0)
+
+/* Writes a whole file with exactly `mode` (whatever the umask). */
+static inline void write_file(const char *path, const void *data, size_t len,
+                              mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, data, len), (long long)len);
+	CHECK_INT(fchmod(fd, mode), 0);
+	CHECK_INT(close(fd), 0);
+}
 
 #define TEST_DONE()                                                       \
 	do {                                                              \

@@ -670,7 +670,7 @@ static void rm_all(void)
 	rmdir(tmp);
 }
 
-static void write_file(const char *path, const void *data, size_t len)
+static void save_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
@@ -692,7 +692,7 @@ static void cred_cases(void)
 	strcpy(s->email, "ops@example.com");
 	strcpy(s->password, "pass word");
 	CHECK_INT(cred_encrypt(s, "p", key, &good, &len), 0);
-	write_file(cred_file, good, len);
+	save_file(cred_file, good, len);
 
 	c.name = "cred_decrypt: good";
 	c.text = (const char *)good;
@@ -749,8 +749,8 @@ int main(void)
 	snprintf(conf_file, sizeof(conf_file), "%s/ucaasauth.conf", tmp);
 	snprintf(key_file, sizeof(key_file), "%s/master.key", tmp);
 	snprintf(cred_file, sizeof(cred_file), "%s/p.cred", tmp);
-	write_file(conf_file, config_cases[2].text, strlen(config_cases[2].text));
-	write_file(key_file, key, sizeof(key));
+	save_file(conf_file, config_cases[2].text, strlen(config_cases[2].text));
+	save_file(key_file, key, sizeof(key));
 	cred_profile = (struct profile){
 		.name = "p",
 		.credentials = cred_file,
