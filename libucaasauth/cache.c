@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <linux/futex.h>
@@ -15,8 +16,10 @@
 
 #include "cache.h"
 
-#define BACKOFF_FIRST_MS 1000
-#define BACKOFF_MAX_MS (300 * 1000)
+/* A write under the lock takes microseconds: a lock not had in this long
+ * is held by no one who will give it back (a forged owner, a holder
+ * stopped mid-write), and the segment is rebuilt. */
+#define LOCK_STUCK_MS 1000
 
 int cache_dir(char *buf, size_t size)
 {
@@ -83,6 +86,7 @@ static void segment_init(struct segment *seg)
 	seg->magic = SEGMENT_MAGIC;
 	seg->version = SEGMENT_VERSION;
 	seg->size = SEGMENT_SIZE;
+	randombytes_buf(&seg->nonce, sizeof(seg->nonce));
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
@@ -192,7 +196,10 @@ static int open_existing(int fd, const char *path, struct segment **ret)
 	return map_fd(fd, path, ret);
 }
 
-static int open_shared(const char *identity, struct segment **ret)
+/* old: the segment found unusable, rebuilt unless another process
+ * already replaced it. */
+static int open_shared(const char *identity, const struct segment *old,
+                       struct segment **ret)
 {
 	char dir[PATH_MAX], path[PATH_MAX], name[NAME_MAX + 1];
 	unsigned char hash[16];
@@ -233,7 +240,8 @@ static int open_shared(const char *identity, struct segment **ret)
 		close(fd);
 		if (r < 0)
 			goto out;
-		if (seg && !segment_valid(seg)) {
+		if (seg && (!segment_valid(seg) ||
+		            (old && seg->nonce == old->nonce))) {
 			/* Garbage, another layout, or a builder that died:
 			 * never read as valid, replaced whole. */
 			munmap(seg, SEGMENT_SIZE);
@@ -254,7 +262,7 @@ int cache_open(enum cache_mode mode, const char *identity,
 	struct segment *seg = NULL;
 
 	if (mode == CACHE_SHARED)
-		return open_shared(identity, ret);
+		return open_shared(identity, NULL, ret);
 	/* cache = process: the same logic on memory no other process sees. */
 	seg = mmap(NULL, SEGMENT_SIZE, PROT_READ | PROT_WRITE,
 	           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -268,6 +276,58 @@ int cache_open(enum cache_mode mode, const char *identity,
 	segment_init(seg);
 	*ret = seg;
 	return 0;
+}
+
+/* Tells the processes still on a replaced segment to move: they find it
+ * retired on their next slow path, which the cleared length sends them
+ * to. Plain stores: its lock may be what made it unusable. */
+static void retire(struct segment *seg)
+{
+	atomic_store_explicit(&seg->len, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->fresh_ms, 0, memory_order_relaxed);
+	for (size_t i = 0; i < HEADER_WORDS; i++)
+		atomic_store_explicit(&seg->header[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->state, SEGMENT_RETIRED,
+	                      memory_order_release);
+	atomic_fetch_add_explicit(&seg->wake, 1, memory_order_release);
+	syscall(SYS_futex, &seg->wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int cache_rebuild(const char *identity, struct segment *old,
+                  struct segment **ret)
+{
+	struct segment *seg = NULL;
+	int r;
+
+	r = open_shared(identity, old, &seg);
+	if (r < 0)
+		return r;
+	if (old)
+		retire(old);
+	*ret = seg;
+	return 0;
+}
+
+bool cache_retired(const struct segment *seg)
+{
+	return atomic_load_explicit(&seg->state, memory_order_acquire) !=
+	       SEGMENT_READY;
+}
+
+void cache_after_fork(struct segment *seg)
+{
+	pthread_mutexattr_t attr;
+
+	/* Only this thread runs in the child: nothing else can hold it. */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&seg->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	atomic_store(&seg->lease_pid, 0);
+	atomic_store(&seg->lease_deadline_ms, 0);
+	if (atomic_load(&seg->seq) & 1)
+		atomic_fetch_add(&seg->seq, 1);
 }
 
 void cache_close(const struct segment *seg)
@@ -373,7 +433,9 @@ static void write_begin(struct segment *seg)
 {
 	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
 
-	atomic_store_explicit(&seg->seq, s + 1, memory_order_relaxed);
+	/* Even under the lock (cache_lock repairs an odd one): odd now. */
+	atomic_store_explicit(&seg->seq, (s | 1) + (s & 1 ? 2 : 0),
+	                      memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 }
 
@@ -381,31 +443,82 @@ static void write_end(struct segment *seg)
 {
 	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
 
-	atomic_store_explicit(&seg->seq, s + 1, memory_order_release);
+	atomic_store_explicit(&seg->seq, (s + 1) & ~(uint64_t)1,
+	                      memory_order_release);
 }
 
 static void clear_token(struct segment *seg)
 {
 	atomic_store_explicit(&seg->len, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->issued_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->fresh_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->renew_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->expires_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&seg->expires_real, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->issued_real_ms, 0, memory_order_relaxed);
 	for (size_t i = 0; i < HEADER_WORDS; i++)
 		atomic_store_explicit(&seg->header[i], 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&seg->generation, 1, memory_order_relaxed);
 }
 
-/* The previous holder died while holding the lock, perhaps mid-write: its
- * token cannot be trusted, and the seqlock must become even again. */
+static bool real_status(int status)
+{
+	return status < 0 && status >= UCAASAUTH_E_NOMEM;
+}
+
+/*
+ * Run by every lock holder before it writes: what a writer that died
+ * mid-write, or a stray write, left behind is put right, so that one
+ * damaged page costs at most one login. An odd sequence means a writer
+ * died whatever the mutex says (the mutex is robust, a stray write is
+ * not); fields out of range are reset.
+ */
 static void repair(struct segment *seg)
 {
 	uint64_t s = atomic_load_explicit(&seg->seq, memory_order_relaxed);
+	int64_t now = now_ms();
+	struct snapshot snap = {0};
+	char tmp[HEADER_MAX + 1];
+	bool bad_token, bad_state;
+	int status;
+	unsigned failures;
+	int64_t next;
 
 	if (s & 1) {
 		clear_token(seg);
 		atomic_store_explicit(&seg->seq, s + 1, memory_order_release);
 	}
+	/* Even now, and only we write: one read is the truth. */
+	bad_token = segment_read(seg, tmp, sizeof(tmp), &snap) &&
+	            snap.len == 0 &&
+	            atomic_load_explicit(&seg->len, memory_order_relaxed) != 0;
+	sodium_memzero(tmp, sizeof(tmp));
+	status = atomic_load_explicit(&seg->last_status, memory_order_relaxed);
+	failures = atomic_load_explicit(&seg->failures, memory_order_relaxed);
+	next = atomic_load_explicit(&seg->next_attempt_ms,
+	                            memory_order_relaxed);
+	bad_state = (failures > 0) != real_status(status) ||
+	            next > now + BACKOFF_MAX_MS ||
+	            (failures == 0 && next != 0);
+	if (bad_token || bad_state) {
+		write_begin(seg);
+		if (bad_token)
+			clear_token(seg);
+		if (bad_state) {
+			atomic_store_explicit(&seg->failures, 0,
+			                      memory_order_relaxed);
+			atomic_store_explicit(&seg->last_status, 0,
+			                      memory_order_relaxed);
+			atomic_store_explicit(&seg->next_attempt_ms, 0,
+			                      memory_order_relaxed);
+			atomic_store_explicit(&seg->young_rejects, 0,
+			                      memory_order_relaxed);
+		}
+		write_end(seg);
+	}
+	if (atomic_load_explicit(&seg->lease_deadline_ms,
+	                         memory_order_relaxed) > now + LIFE_MAX_MS)
+		atomic_store_explicit(&seg->lease_pid, 0, memory_order_relaxed);
 }
 
 #if defined(__SANITIZE_THREAD__)
@@ -444,28 +557,79 @@ static int lock_until(pthread_mutex_t *lock, int64_t deadline_ms)
 #endif
 }
 
+/* Who the lock word names, for a message. */
+static pid_t lock_owner(const struct segment *seg)
+{
+	return (pid_t)(seg->lock.__data.__owner & 0x3fffffff);
+}
+
+/* The kind word a segment's mutex was made with. glibc trusts that word
+ * (a priority-protect kind ends in an assertion, a priority-inherit one
+ * in the kernel): a stray write there must never reach pthread. */
+static int mutex_kind(void)
+{
+	static _Atomic int kind = -1;
+	int k = atomic_load_explicit(&kind, memory_order_relaxed);
+
+	if (k < 0) {
+		pthread_mutexattr_t attr;
+		pthread_mutex_t m;
+
+		pthread_mutexattr_init(&attr);
+		pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+		pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+		pthread_mutex_init(&m, &attr);
+		pthread_mutexattr_destroy(&attr);
+		k = m.__data.__kind;
+		pthread_mutex_destroy(&m);
+		atomic_store_explicit(&kind, k, memory_order_relaxed);
+	}
+	return k;
+}
+
 int cache_lock(struct segment *seg, int64_t deadline_ms)
 {
+	int64_t start = now_ms(), until;
 	int r;
 
+	if (seg->lock.__data.__kind != mutex_kind())
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache lock: not the mutex this segment was made "
+		            "with (kind %#x): the segment is rebuilt",
+		            (unsigned)seg->lock.__data.__kind);
 	if (deadline_ms == 0) {
 		r = pthread_mutex_trylock(&seg->lock);
 		if (r == EBUSY)
 			return 1;
 	} else {
-		r = lock_until(&seg->lock, deadline_ms);
-		if (r == ETIMEDOUT)
+		/* Held for microseconds by anyone: waiting longer than a
+		 * stuck lock takes would only wait for nothing. */
+		bool stuck;
+
+		until = start + LOCK_STUCK_MS;
+		stuck = deadline_ms < 0 || deadline_ms >= until;
+		if (!stuck)
+			until = deadline_ms;
+		r = lock_until(&seg->lock, until);
+		if (r == ETIMEDOUT && !stuck)
 			return fail(UCAASAUTH_E_TIMEOUT,
-			            "waited too long for another process's "
-			            "login");
+			            "waited too long for the cache lock");
+		if (r == ETIMEDOUT)
+			return fail(UCAASAUTH_E_CACHE,
+			            "cache lock: held for over %d ms by thread "
+			            "%d, which a write never takes: the segment "
+			            "is rebuilt",
+			            LOCK_STUCK_MS, (int)lock_owner(seg));
 	}
 	if (r == EOWNERDEAD) {
-		repair(seg);
 		pthread_mutex_consistent(&seg->lock);
 		r = 0;
 	}
 	if (r != 0)
-		return fail(UCAASAUTH_E_CACHE, "cache lock: %s", strerror(r));
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache lock: %s: the segment is rebuilt",
+		            strerror(r));
+	repair(seg);
 	return 0;
 }
 
@@ -497,13 +661,48 @@ static void load_text(const _Atomic uint64_t *words, size_t size, char *out)
 	}
 }
 
-void cache_publish(struct segment *seg, const char *header, size_t len,
-                   const struct token_times *times, const char *who)
+/* 1 s doubling to 300 s, less up to a quarter at random so that hosts
+ * that failed together do not retry together, at the cap too. */
+static int64_t backoff_step(unsigned failures)
 {
-	uint64_t w;
+	int64_t delay = BACKOFF_FIRST_MS;
+
+	for (unsigned i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
+		delay *= 2;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	return delay - randombytes_uniform(delay / 4 + 1);
+}
+
+/* Inside write_begin/write_end. */
+static void set_failure(struct segment *seg, unsigned failures, int status,
+                        const char *error)
+{
+	atomic_store_explicit(&seg->failures, failures, memory_order_relaxed);
+	atomic_store_explicit(&seg->next_attempt_ms,
+	                      now_ms() + backoff_step(failures),
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->last_status, status, memory_order_relaxed);
+	store_text(seg->error, ERROR_TEXT_MAX, error);
+}
+
+static void publish(struct segment *seg, const char *header, size_t len,
+                    const struct token_times *times, const char *who,
+                    int failed, const char *error)
+{
+	uint64_t w, gen = atomic_load_explicit(&seg->generation,
+	                                       memory_order_relaxed);
+	unsigned failures = atomic_load_explicit(&seg->failures,
+	                                         memory_order_relaxed);
 
 	assert(len > 0 && len <= HEADER_MAX);
 	write_begin(seg);
+	/* A token that lived until it was replaced, not rejected young:
+	 * the young rejections are over. */
+	if (atomic_load_explicit(&seg->rejected_generation,
+	                         memory_order_relaxed) != gen)
+		atomic_store_explicit(&seg->young_rejects, 0,
+		                      memory_order_relaxed);
 	clear_token(seg);
 	for (size_t i = 0; i * 8 < len; i++) {
 		w = 0;
@@ -511,6 +710,8 @@ void cache_publish(struct segment *seg, const char *header, size_t len,
 		atomic_store_explicit(&seg->header[i], w, memory_order_relaxed);
 	}
 	atomic_store_explicit(&seg->len, len, memory_order_relaxed);
+	atomic_store_explicit(&seg->issued_ms, times->issued_ms,
+	                      memory_order_relaxed);
 	atomic_store_explicit(&seg->fresh_ms, times->fresh_ms,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&seg->renew_ms, times->renew_ms,
@@ -519,15 +720,31 @@ void cache_publish(struct segment *seg, const char *header, size_t len,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&seg->expires_real, times->expires_real,
 	                      memory_order_relaxed);
-	atomic_store_explicit(&seg->next_attempt_ms, 0, memory_order_relaxed);
-	atomic_store_explicit(&seg->last_status, 0, memory_order_relaxed);
-	atomic_store_explicit(&seg->failures, 0, memory_order_relaxed);
+	atomic_store_explicit(&seg->issued_real_ms, real_ms(),
+	                      memory_order_relaxed);
+	if (failed) {
+		/* Usable for what little life it has, but the refresh that
+		 * fetched it failed: the host backs off before the next. */
+		set_failure(seg, failures + 1, failed, error);
+	} else {
+		atomic_store_explicit(&seg->next_attempt_ms, 0,
+		                      memory_order_relaxed);
+		atomic_store_explicit(&seg->last_status, 0,
+		                      memory_order_relaxed);
+		atomic_store_explicit(&seg->failures, 0, memory_order_relaxed);
+	}
 	atomic_fetch_add_explicit(&seg->logins, 1, memory_order_relaxed);
 	atomic_store_explicit(&seg->last_login_real, time(NULL),
 	                      memory_order_relaxed);
 	store_text(seg->answered_by, PROVIDER_NAME_MAX, who);
 	write_end(seg);
 	wake_waiters(seg);
+}
+
+void cache_publish(struct segment *seg, const char *header, size_t len,
+                   const struct token_times *times, const char *who)
+{
+	publish(seg, header, len, times, who, 0, NULL);
 }
 
 void cache_drop(struct segment *seg)
@@ -542,27 +759,174 @@ void cache_record_failure(struct segment *seg, int status, const char *error)
 {
 	unsigned failures = atomic_load_explicit(&seg->failures,
 	                                         memory_order_relaxed) + 1;
-	int64_t delay = BACKOFF_FIRST_MS;
 
-	/* 1 s doubling to 300 s, less up to a quarter at random so that
-	 * hosts that failed together do not retry together, at the cap too. */
-	for (unsigned i = 1; i < failures && delay < BACKOFF_MAX_MS; i++)
-		delay *= 2;
-	if (delay > BACKOFF_MAX_MS)
-		delay = BACKOFF_MAX_MS;
-	delay -= randombytes_uniform(delay / 4 + 1);
-
+	assert(real_status(status));
 	write_begin(seg);
-	atomic_store_explicit(&seg->failures, failures, memory_order_relaxed);
-	atomic_store_explicit(&seg->next_attempt_ms, now_ms() + delay,
-	                      memory_order_relaxed);
-	atomic_store_explicit(&seg->last_status, status, memory_order_relaxed);
-	store_text(seg->error, ERROR_TEXT_MAX, error);
+	set_failure(seg, failures, status, error);
 	write_end(seg);
 	wake_waiters(seg);
 }
 
-void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)
+void cache_reject(struct segment *seg, uint64_t generation, int64_t min_age_ms)
+{
+	int64_t now = now_ms(), issued, age, next;
+	unsigned young;
+	char error[ERROR_TEXT_MAX];
+
+	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) !=
+	    generation)
+		return; /* already replaced: one login for N rejections */
+	if (atomic_load_explicit(&seg->rejected_generation,
+	                         memory_order_relaxed) == generation)
+		return; /* counted once: replaced when the backoff ends */
+	issued = atomic_load_explicit(&seg->issued_ms, memory_order_relaxed);
+	age = now - issued;
+	/* A token of a short life is old once its mandatory window opens. */
+	if (min_age_ms > atomic_load_explicit(&seg->renew_ms,
+	                                      memory_order_relaxed) - issued)
+		min_age_ms = atomic_load_explicit(&seg->renew_ms,
+		                                  memory_order_relaxed) - issued;
+	if (age >= min_age_ms && issued <= now) {
+		/* An old token the API no longer takes: expired early,
+		 * revoked. Dropped; the next caller logs in. */
+		write_begin(seg);
+		atomic_store_explicit(&seg->young_rejects, 0,
+		                      memory_order_relaxed);
+		clear_token(seg);
+		write_end(seg);
+		wake_waiters(seg);
+		return;
+	}
+	/* A young one: the API refuses something else than its age (a
+	 * permission on one endpoint), or keeps refusing what it just
+	 * issued. Replacing it on every refusal would turn every API call
+	 * into a login: it is replaced once per backoff step, and served
+	 * until then. */
+	next = atomic_load_explicit(&seg->next_attempt_ms, memory_order_relaxed);
+	if (now < next)
+		return;
+	young = atomic_load_explicit(&seg->young_rejects,
+	                             memory_order_relaxed) + 1;
+	snprintf(error, sizeof(error),
+	         "the API refused a token %lld ms after it was issued (less "
+	         "than reject_min_age): counted as a failed refresh (%u in a "
+	         "row)",
+	         (long long)(age > 0 ? age : 0), young);
+	write_begin(seg);
+	atomic_store_explicit(&seg->young_rejects, young, memory_order_relaxed);
+	atomic_store_explicit(&seg->rejected_generation, generation,
+	                      memory_order_relaxed);
+	set_failure(seg, young, UCAASAUTH_E_DENIED, error);
+	/* Into its mandatory window: replaced when the backoff ends. */
+	if (issued > now)
+		now = issued;
+	if (atomic_load_explicit(&seg->fresh_ms, memory_order_relaxed) > now)
+		atomic_store_explicit(&seg->fresh_ms, now, memory_order_relaxed);
+	if (atomic_load_explicit(&seg->renew_ms, memory_order_relaxed) > now)
+		atomic_store_explicit(&seg->renew_ms, now, memory_order_relaxed);
+	write_end(seg);
+	wake_waiters(seg);
+}
+
+static bool alive(pid_t pid)
+{
+	return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM;
+}
+
+int cache_lease_take(struct segment *seg, uint64_t seen, int64_t lease_ms,
+                     struct lease *ret)
+{
+	int64_t now = now_ms();
+	pid_t holder;
+	int r;
+
+	r = cache_lock(seg, -1);
+	if (r != 0)
+		return r < 0 ? r : 1;
+	/* Published or dropped since the caller looked: its refresh is
+	 * done, by someone else. */
+	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) !=
+	    seen) {
+		cache_unlock(seg);
+		return 1;
+	}
+	holder = atomic_load_explicit(&seg->lease_pid, memory_order_relaxed);
+	if (holder > 0 &&
+	    now < atomic_load_explicit(&seg->lease_deadline_ms,
+	                               memory_order_relaxed) &&
+	    alive(holder)) {
+		cache_unlock(seg);
+		return 1;
+	}
+	/* Free, past its deadline, or its owner dead (SIGKILLed mid-login):
+	 * ours. A stopped owner keeps it only until its deadline. */
+	ret->id = atomic_load_explicit(&seg->lease_id, memory_order_relaxed) + 1;
+	ret->generation = atomic_load_explicit(&seg->generation,
+	                                       memory_order_relaxed);
+	ret->deadline_ms = now + lease_ms;
+	atomic_store_explicit(&seg->lease_id, ret->id, memory_order_relaxed);
+	atomic_store_explicit(&seg->lease_generation, ret->generation,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->lease_deadline_ms, ret->deadline_ms,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&seg->lease_pid, getpid(), memory_order_relaxed);
+	cache_unlock(seg);
+	return 0;
+}
+
+/* Under the lock: the lease back, if no one took it over. */
+static void lease_release(struct segment *seg, const struct lease *lease)
+{
+	if (atomic_load_explicit(&seg->lease_id, memory_order_relaxed) ==
+	    lease->id) {
+		atomic_store_explicit(&seg->lease_pid, 0, memory_order_relaxed);
+		atomic_store_explicit(&seg->lease_deadline_ms, 0,
+		                      memory_order_relaxed);
+	}
+}
+
+void cache_lease_publish(struct segment *seg, const struct lease *lease,
+                         const char *header, size_t len,
+                         const struct token_times *times, const char *who,
+                         int failed, const char *error)
+{
+	if (cache_lock(seg, -1) != 0)
+		return; /* the next caller rebuilds; this result is lost */
+	/* Another refresher already published (it took over a lease we
+	 * held too long): ours would replace a newer token. */
+	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) ==
+	    lease->generation)
+		publish(seg, header, len, times, who, failed, error);
+	lease_release(seg, lease);
+	cache_unlock(seg);
+	wake_waiters(seg);
+}
+
+void cache_lease_fail(struct segment *seg, const struct lease *lease,
+                      int status, const char *error)
+{
+	if (cache_lock(seg, -1) != 0)
+		return;
+	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) ==
+	    lease->generation)
+		cache_record_failure(seg, status, error);
+	lease_release(seg, lease);
+	cache_unlock(seg);
+	wake_waiters(seg);
+}
+
+pid_t cache_lease_holder(const struct segment *seg, int64_t now)
+{
+	pid_t pid = atomic_load_explicit(&seg->lease_pid, memory_order_relaxed);
+
+	return pid > 0 && now < atomic_load_explicit(&seg->lease_deadline_ms,
+	                                             memory_order_relaxed)
+	               ? pid
+	               : 0;
+}
+
+void cache_refresh_state(const struct segment *seg, int64_t now,
+                         struct refresh_state *ret)
 {
 	struct refresh_state st;
 
@@ -593,10 +957,27 @@ void cache_refresh_state(const struct segment *seg, struct refresh_state *ret)
 			break;
 		memset(&st, 0, sizeof(st));
 	}
-	/* Validated after the copy. */
+	/* Validated after the copy, from the copy: a stray write must not
+	 * make a status of 0 a failure (callers pass it to fail()), nor a
+	 * backoff outlast its longest step. */
 	st.error[ERROR_TEXT_MAX - 1] = 0;
 	st.answered_by[PROVIDER_NAME_MAX - 1] = 0;
-	if (st.last_status > 0 || st.last_status < UCAASAUTH_E_NOMEM)
-		st.last_status = UCAASAUTH_E_CACHE;
+	for (char *c = st.error; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	if (st.failures == 0 || !real_status(st.last_status)) {
+		st.failures = 0;
+		st.last_status = 0;
+		st.next_attempt_ms = 0;
+		st.error[0] = 0;
+	}
+	if (st.next_attempt_ms > now + BACKOFF_MAX_MS)
+		st.next_attempt_ms = now + BACKOFF_MAX_MS;
 	*ret = st;
+}
+
+void cache_retire_sealed(struct segment *seg)
+{
+	cache_drop(seg);
+	retire(seg);
 }

@@ -107,6 +107,7 @@ static void profile_clear(struct profile *p)
 	free(p->socket);
 	free(p->allow_users);
 	free(p->allow_groups);
+	free(p->daemon_user);
 	free(p->module_dir);
 	free(p->exec_env);
 	for (size_t i = 0; i < p->n_stack; i++) {
@@ -275,6 +276,7 @@ enum {
 	SEEN_CONNECT = 1 << 4,
 	SEEN_TIMEOUT = 1 << 5,
 	SEEN_CACHE = 1 << 7,
+	SEEN_REJECT_AGE = 1 << 8,
 };
 
 static const char *const control_words[] = {
@@ -452,6 +454,15 @@ static int set_key(const struct where *w, const char *key, char *value,
 		                  key[6] == 'u' ? &p->allow_users
 		                                : &p->allow_groups);
 	}
+	if (strcmp(key, "daemon_user") == 0) {
+		/* One name or uid: who clients accept as the daemon. */
+		if (!id_list_valid(value) || value[strcspn(value, ", \t")])
+			return config_fail(w,
+			                   "daemon_user: '%s' is not one user "
+			                   "name or numeric uid",
+			                   value);
+		return set_string(w, key, value, &p->daemon_user);
+	}
 	if (strcmp(key, "provider") == 0)
 		return set_provider(w, value, p);
 	if (strcmp(key, "module_dir") == 0) {
@@ -492,6 +503,9 @@ static int set_key(const struct where *w, const char *key, char *value,
 	if (strcmp(key, "expiry_margin") == 0)
 		return set_int(w, key, value, 0, 86400, &p->expiry_margin, seen,
 		               SEEN_MARGIN);
+	if (strcmp(key, "reject_min_age") == 0)
+		return set_int(w, key, value, 0, 86400, &p->reject_min_age,
+		               seen, SEEN_REJECT_AGE);
 	if (strcmp(key, "wait_timeout") == 0)
 		return set_int(w, key, value, 1, 600, &p->wait_timeout, seen,
 		               SEEN_WAIT);
@@ -555,6 +569,10 @@ static int finish_profile(const struct config *config, struct profile *p,
 	    set_string(&w, "socket", "/run/ucaasauth/ucaas-authd.sock",
 	               &p->socket) < 0)
 		return UCAASAUTH_E_NOMEM;
+	/* The user tools/ucaas-authd.service runs the daemon as. */
+	if (!p->daemon_user &&
+	    set_string(&w, "daemon_user", "ucaasauth", &p->daemon_user) < 0)
+		return UCAASAUTH_E_NOMEM;
 	if (p->refresh_ahead >= p->token_ttl)
 		return config_fail(&w,
 		                   "profile '%s': refresh_ahead (%d) must be "
@@ -599,6 +617,9 @@ static int new_profile(struct config *config, const struct where *w,
 		.wait_timeout = 20,
 		.connect_timeout = 5,
 		.timeout = 15,
+		/* A token the API refuses within 30 s of its issue is not
+		 * stale: replacing it at once on every refusal is a storm. */
+		.reject_min_age = 30,
 		.line = w->line,
 	};
 	if (!p->name)

@@ -112,9 +112,175 @@ static int open_profile(struct ucaasauth *ua, const char *name, bool serve)
 	r = identity(ua, id, sizeof(id));
 	if (r < 0)
 		return r;
+	atomic_store(&ua->pid, getpid());
 	r = cache_open(ua->profile->cache, id, &ua->seg);
-	sodium_memzero(id, sizeof(id));
 	atomic_store(&ua->view, ua->seg);
+	if (r == 0 && ua->profile->cache == CACHE_SHARED &&
+	    !(ua->identity = sodium_malloc(strlen(id) + 1)))
+		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
+	if (ua->identity)
+		memcpy(ua->identity, id, strlen(id) + 1);
+	sodium_memzero(id, sizeof(id));
+	return r;
+}
+
+int handle_retire(struct ucaasauth *ua, const struct segment *old)
+{
+	const struct segment **v = realloc(ua->retired,
+	                                   (ua->n_retired + 1) * sizeof(*v));
+
+	if (!v)
+		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	v[ua->n_retired++] = old;
+	ua->retired = v;
+	return 0;
+}
+
+int handle_move(struct ucaasauth *ua, struct segment *broken)
+{
+	struct segment *seg = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&ua->lock);
+	if (ua->seg != broken)
+		goto out; /* another thread moved already */
+	if (ua->profile->cache == CACHE_SHARED)
+		r = cache_rebuild(ua->identity, broken, &seg);
+	else
+		r = cache_open(CACHE_PROCESS, NULL, &seg);
+	if (r == 0 && (r = handle_retire(ua, broken)) < 0)
+		cache_close(seg);
+	if (r < 0)
+		goto out;
+	ua->seg = seg;
+	atomic_store(&ua->view, seg);
+out:
+	pthread_mutex_unlock(&ua->lock);
+	return r;
+}
+
+/* ---- ucaas-authd's side of a handle opened with `serve` ---------- */
+
+const struct profile *handle_profile(const struct ucaasauth *ua)
+{
+	return ua->profile;
+}
+
+struct segment *handle_segment(const struct ucaasauth *ua, int *ret_fd)
+{
+	if (ret_fd)
+		*ret_fd = ua->memfd;
+	return ua->seg;
+}
+
+int handle_publish_basic(struct ucaasauth *ua)
+{
+	int64_t now = now_ms();
+	/* Never expires: published for the longest life a segment holds,
+	 * and again by the daemon before that ends. */
+	struct token_times t = {now, now + LIFE_MAX_MS, now + LIFE_MAX_MS,
+	                        now + LIFE_MAX_MS, 0};
+	int r;
+
+	if (!ua->basic || !ua->seg)
+		return 1;
+	r = cache_lock(ua->seg, now + ua->wait_ms);
+	if (r != 0)
+		return r;
+	cache_publish(ua->seg, ua->basic, ua->basic_len, &t, "basic");
+	cache_unlock(ua->seg);
+	return 0;
+}
+
+/* The token of a segment being withdrawn, published in its successor:
+ * the clients still allowed find it there without a login. */
+static void carry_token(const struct segment *old, struct segment *seg)
+{
+	char header[HEADER_MAX + 1];
+	struct refresh_state st;
+	struct snapshot snap;
+
+	if (token_view(old, header, sizeof(header), &snap) &&
+	    cache_lock(seg, -1) == 0) {
+		struct token_times t = {snap.issued_ms, snap.fresh_ms,
+		                        snap.renew_ms, snap.expires_ms, 0};
+
+		cache_refresh_state(old, now_ms(), &st);
+		t.expires_real = st.expires_real;
+		cache_publish(seg, header, snap.len, &t,
+		              st.answered_by[0] ? st.answered_by : "reload");
+		cache_unlock(seg);
+	}
+	sodium_memzero(header, sizeof(header));
+}
+
+/* Wiped, then retired: its clients hold no token and ask again. The lock
+ * is the daemon's alone (clients map it read-only), so it is free here;
+ * were it not, the wipe would still happen, without it. */
+static void withdraw(struct segment *seg)
+{
+	bool locked = cache_lock(seg, -1) == 0;
+
+	cache_retire_sealed(seg);
+	if (locked)
+		cache_unlock(seg);
+}
+
+int handle_swap(struct ucaasauth *ua, struct ucaasauth *fresh, bool move)
+{
+	/* The token belongs to the account, not to its password: a new
+	 * password is used at the next login, the token stays. */
+	bool same = strcmp(ua->profile->api_base, fresh->profile->api_base) ==
+	                    0 &&
+	            strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
+	            strcmp(ua->secrets->email, fresh->secrets->email) == 0;
+	struct config *config = ua->config;
+	struct secrets *secrets = ua->secrets;
+	struct provider *providers = ua->providers;
+	size_t n_providers = ua->n_providers;
+	char *basic = ua->basic;
+	int r = 0;
+
+	assert(ua->memfd >= 0 && fresh->memfd >= 0);
+	if (move || !same) {
+		struct segment *old = ua->seg;
+		int old_fd = ua->memfd;
+
+		if (same)
+			carry_token(old, fresh->seg);
+		atomic_store(&fresh->seg->daemon_pid,
+		             atomic_load(&old->daemon_pid));
+		atomic_store(&fresh->seg->heartbeat_ms,
+		             atomic_load(&old->heartbeat_ms));
+		withdraw(old);
+		ua->seg = fresh->seg;
+		ua->memfd = fresh->memfd;
+		atomic_store(&ua->view, ua->seg);
+		fresh->seg = old;
+		fresh->memfd = old_fd;
+		atomic_store(&fresh->view, old);
+		r = same ? SWAP_MOVED : SWAP_MOVED | SWAP_DROPPED;
+	}
+	/* The rest trades places: fresh takes the old settings, secrets and
+	 * stack away to be freed (the stack's arguments point into its own
+	 * configuration). */
+	ua->config = fresh->config;
+	ua->profile = fresh->profile;
+	ua->secrets = fresh->secrets;
+	ua->basic = fresh->basic;
+	ua->basic_len = fresh->basic_len;
+	ua->wait_ms = fresh->wait_ms;
+	ua->providers = fresh->providers;
+	ua->n_providers = fresh->n_providers;
+	fresh->config = config;
+	fresh->secrets = secrets;
+	fresh->basic = basic;
+	fresh->providers = providers;
+	fresh->n_providers = n_providers;
+	for (size_t i = 0; i < ua->n_providers; i++)
+		ua->providers[i].ua = ua;
+	for (size_t i = 0; i < fresh->n_providers; i++)
+		fresh->providers[i].ua = fresh;
 	return r;
 }
 
@@ -130,6 +296,7 @@ int handle_open(struct ucaasauth **ret, const char *profile, bool serve)
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
 	ua->memfd = -1;
 	pthread_mutex_init(&ua->lock, NULL);
+	pthread_mutex_init(&ua->fork_lock, NULL);
 	r = open_profile(ua, profile, serve);
 	if (r < 0) {
 		ucaasauth_close(ua);
@@ -169,6 +336,9 @@ EXPORT void ucaasauth_close(struct ucaasauth *ua)
 	if (ua->memfd >= 0)
 		close(ua->memfd);
 	pthread_mutex_destroy(&ua->lock);
+	pthread_mutex_destroy(&ua->fork_lock);
+	if (ua->identity)
+		sodium_free(ua->identity);
 	if (ua->basic)
 		sodium_free(ua->basic);
 	secrets_free(ua->secrets);

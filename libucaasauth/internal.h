@@ -92,6 +92,7 @@ struct profile {
 	char *socket;      /* the daemon's socket, absolute path */
 	char *allow_users; /* who the daemon serves: names or uids */
 	char *allow_groups;
+	char *daemon_user; /* who clients accept as the daemon: name or uid */
 	char *module_dir;  /* absolute */
 	char *exec_env;    /* names of variables passed to exec commands */
 	struct stack_entry *stack;
@@ -100,6 +101,7 @@ struct profile {
 	enum cache_mode cache;
 	int token_ttl, refresh_ahead, expiry_margin; /* seconds */
 	int wait_timeout, connect_timeout, timeout;  /* seconds */
+	int reject_min_age; /* seconds: a younger token's reject backs off */
 	int line; /* where its section starts, for messages */
 };
 
@@ -186,8 +188,11 @@ int login_parse(long http_status, const char *body, size_t len,
                 const char *url, int default_ttl, char *token,
                 int *ret_ttl);
 void login_free(struct login *login);
-/* Starts libcurl (once per process), wiping what it frees if no one
- * started it before. */
+/* Loads libcurl.so.4 with dlopen() and starts it, once per process,
+ * wiping what it frees if no one started it before (then this code stays
+ * loaded for good). 0, or UCAASAUTH_E_CONFIG (libcurl missing: the last
+ * error names it and says why) or UCAASAUTH_E_NOMEM; a failure is final
+ * for the process. */
 int login_start(void);
 
 /* handle.c */
@@ -208,14 +213,40 @@ struct ucaasauth {
 	struct login login;
 	struct provider *providers; /* the opened stack */
 	size_t n_providers;
-	pthread_mutex_t lock; /* guards retired */
+	pthread_mutex_t lock; /* guards retired and moves */
 	const struct segment **retired; /* views replaced, unmapped at close */
 	size_t n_retired;
+	char *identity; /* who shares the segment (shared cache) */
+	_Atomic pid_t pid; /* the process that last used seg (process cache) */
+	pthread_mutex_t fork_lock;
 };
 
 /* serve: open a `cache = daemon` profile as ucaas-authd does, with the
  * credentials and a sealed segment of its own. */
 int handle_open(struct ucaasauth **ret, const char *profile, bool serve);
+
+/*
+ * ucaas-authd's side of a handle opened with `serve`. handle_segment():
+ * the writable segment and, in *ret_fd, the sealed memfd handed to
+ * clients. handle_publish_basic(): a Basic profile's header, published for
+ * the longest life a segment holds (1: not a Basic profile).
+ *
+ * handle_swap(): a reload. `ua` takes the settings, secrets, Basic header
+ * and provider stack of `fresh` (opened with `serve` for the same
+ * profile, with the same providers), and `fresh` the old ones, to be
+ * freed by ucaasauth_close(fresh). The segment and its token stay, unless
+ * `move` is set or the account (api_base, app_id, email) changed: then
+ * `ua` moves to fresh's sealed segment (the token carried over when the
+ * account is the same) and the old one is wiped and retired, so that the
+ * clients still mapping it hold no token and must attach again. Returns
+ * SWAP_* flags. The caller keeps other threads off the handle, and off
+ * the old segment and memfd, which close with `fresh`.
+ */
+enum { SWAP_MOVED = 1, SWAP_DROPPED = 2 };
+const struct profile *handle_profile(const struct ucaasauth *ua);
+struct segment *handle_segment(const struct ucaasauth *ua, int *ret_fd);
+int handle_publish_basic(struct ucaasauth *ua);
+int handle_swap(struct ucaasauth *ua, struct ucaasauth *fresh, bool move);
 
 /* daemon-client.c */
 int daemon_attach(struct ucaasauth *ua);
@@ -223,8 +254,20 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
                   size_t *ret_len);
 int daemon_reject(struct ucaasauth *ua, uint64_t generation);
 
-/* header.c: fetches and publishes a new token; needs the cache lock. */
-int refresh_locked(struct ucaasauth *ua);
+/* Moves the handle off a segment that cannot be used (its lock or layout
+ * is broken, or it was retired): to the one another process rebuilt, or
+ * to one it rebuilds. The old mapping stays until close (other threads
+ * may be reading it). */
+int handle_move(struct ucaasauth *ua, struct segment *broken);
+/* Keeps a replaced view mapped until close; needs ua->lock. */
+int handle_retire(struct ucaasauth *ua, const struct segment *old);
+
+/* header.c: fetches a token under a refresh lease and publishes it. */
+struct lease;
+int refresh(struct ucaasauth *ua, struct segment *seg,
+            const struct lease *lease);
+/* Takes the lease and refreshes: 1 when another refresher holds it. */
+int refresh_now(struct ucaasauth *ua);
 /* Copies a header out to the caller as ucaasauth_header() promises. */
 int copy_out(const char *header, size_t len, char *buf, size_t size,
              size_t *ret_len);

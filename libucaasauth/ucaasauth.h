@@ -140,15 +140,17 @@ int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
  * token is still the host's current one it is dropped, and the next
  * ucaasauth_header() call on the host logs in again; if another process
  * already replaced it, nothing happens, so N processes rejecting the same
- * header cause one login. For Basic profiles there is nothing to drop and
- * the call succeeds. Does no network I/O (with cache = daemon, it tells
+ * header cause one login. A token younger than the profile's
+ * reject_min_age (default 30 s) is not dropped: the reject counts as a
+ * failed refresh for the host's backoff, and the token is replaced once
+ * that backoff step ends, so a persistent 403 causes at most one login per
+ * step. For Basic profiles there is nothing to drop and the call succeeds. Does no network I/O (with cache = daemon, it tells
  * ucaas-authd over its Unix socket). Thread-safe.
  *
  * Returns UCAASAUTH_OK, or:
  *   UCAASAUTH_E_INVALID      ua or header is NULL;
- *   UCAASAUTH_E_CACHE        the shared cache became unusable;
- *   UCAASAUTH_E_TIMEOUT      another process held the cache's lock for
- *                            longer than wait_timeout;
+ *   UCAASAUTH_E_CACHE        the shared cache became unusable (it is
+ *                            rebuilt, and the token goes with it);
  *   UCAASAUTH_E_UNAVAILABLE  ucaas-authd is not running or did not answer;
  *   UCAASAUTH_E_DENIED       ucaas-authd refused this user the profile;
  *   UCAASAUTH_E_PROTOCOL     ucaas-authd's answer was malformed.

@@ -219,8 +219,43 @@ static void test_mapping(void)
 	ucaasauth_close(ua);
 }
 
+/* The reader's header check, word and vector arithmetic, against the
+ * byte-by-byte rule: every length, a bad byte of every kind at every
+ * place. */
+static void test_header_check(void)
+{
+	static const unsigned char bad[] = {0x00, 0x0a, 0x0d, 0x1f, 0x7f,
+	                                    0x80, 0xa0, 0xdf, 0xff};
+	char line[HEADER_MAX + 16];
+	unsigned checked = 0;
+
+	for (size_t len = 16; len <= 300; len++) {
+		memcpy(line, "Authorization: Token ", 21);
+		for (size_t i = 15; i < len; i++)
+			line[i] = (char)(0x20 + (i * 7) % 0x5f);
+		memcpy(line, "Authorization: ", 15);
+		CHECK(header_line_ok(line, len));
+		for (size_t at = 0; at < len; at++)
+			for (size_t b = 0; b < sizeof(bad); b++) {
+				char keep = line[at];
+				line[at] = (char)bad[b];
+				if (header_line_ok(line, len))
+					fprintf(stderr, "byte %#x at %zu of %zu "
+					        "passed\n", bad[b], at, len);
+				CHECK(!header_line_ok(line, len));
+				line[at] = keep;
+				checked++;
+			}
+		/* Printable, but not a header line. */
+		line[3] = 'X';
+		CHECK(!header_line_ok(line, len));
+	}
+	printf("header check: %u bad lines refused\n", checked);
+}
+
 int main(void)
 {
+	test_header_check();
 	fixture_start(&fix, 900, NULL);
 	test_content();
 	test_permissions();

@@ -463,7 +463,7 @@ static void real_segment(uint8_t *img)
 {
 	char dir[] = "/tmp/fuzz-seeds.XXXXXX", run[64], path[128];
 	const char *header = TOKEN_PREFIX "seed-token";
-	struct token_times times = {1000, 2000, 3000, 1700000000};
+	struct token_times times = {500, 1000, 2000, 3000, 1700000000};
 	struct segment *seg;
 
 	if (!mkdtemp(dir))
