@@ -4,6 +4,7 @@
  * A client holds no credential: only the read-only mapping of the token.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -25,18 +26,58 @@ static int unavailable(const struct profile *p, const char *what)
 	            p->socket, what);
 }
 
-static int send_all(int fd, const char *buf, size_t len)
+/* daemon_user: a uid, or a name looked up (thread-safe: clients run in
+ * threaded hosts). -1 when there is no such user. */
+static uid_t daemon_uid(const struct profile *p)
 {
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= n;
-	}
-	return 0;
+	char buf[4096], *end;
+	struct passwd pw, *found = NULL;
+	unsigned long id = strtoul(p->daemon_user, &end, 10);
+
+	if (*p->daemon_user && !*end)
+		return (uid_t)id;
+	if (getpwnam_r(p->daemon_user, &pw, buf, sizeof(buf), &found) != 0 ||
+	    !found)
+		return (uid_t)-1;
+	return found->pw_uid;
+}
+
+/*
+ * Who answers must be the daemon: root, the configured daemon user, or
+ * ourselves (who could read our memory anyway). Anyone else could serve
+ * a segment of their own, sealed as well as the daemon's, with a token of
+ * their account in it. The directory is checked first, as the daemon
+ * checks its own; the peer's credentials then prove who listens, whatever
+ * the directory. Refused before a byte is read, so no descriptor of
+ * theirs is ever received.
+ */
+static int check_directory(const struct profile *p)
+{
+	uid_t owners[2] = {daemon_uid(p), geteuid()};
+
+	return socket_dir_check(p->socket, owners, ARRAY_SIZE(owners),
+	                        UCAASAUTH_E_CACHE);
+}
+
+static int check_peer(int fd, const struct profile *p)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uid_t daemon;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return unavailable(p, strerror(errno));
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return 0;
+	daemon = daemon_uid(p);
+	if (cred.uid == daemon)
+		return 0;
+	return fail(UCAASAUTH_E_CACHE,
+	            "socket %s is served by uid %u (pid %d), not by root or "
+	            "the daemon user '%s'%s: refused, nothing read from it",
+	            p->socket, (unsigned)cred.uid, (int)cred.pid,
+	            p->daemon_user,
+	            daemon == (uid_t)-1 ? " (no such user here)" : "");
 }
 
 /* Reads one answer, and the fd that may come with its first bytes. */
@@ -48,39 +89,14 @@ static int receive(int fd, const struct profile *p, struct message *ret,
 	int got_fd = -1, r;
 
 	for (;;) {
-		union {
-			struct cmsghdr h;
-			char space[CMSG_SPACE(sizeof(int))];
-		} control;
-		struct iovec iov = {buf + len, sizeof(buf) - len};
-		struct msghdr msg = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = &control,
-			.msg_controllen = sizeof(control),
-		};
-		struct cmsghdr *c;
-		ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+		ssize_t n = message_recv(fd, buf + len, sizeof(buf) - len, 0,
+		                         ret_fd ? &got_fd : NULL);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0) {
-			r = unavailable(p, errno == EAGAIN
-			                           ? "no answer in time"
-			                           : strerror(errno));
+			r = unavailable(p, n == -EAGAIN ? "no answer in time"
+			                                : strerror((int)-n));
 			goto out;
 		}
-		for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-			if (c->cmsg_level == SOL_SOCKET &&
-			    c->cmsg_type == SCM_RIGHTS &&
-			    c->cmsg_len == CMSG_LEN(sizeof(int))) {
-				int f;
-				memcpy(&f, CMSG_DATA(c), sizeof(f));
-				if (got_fd >= 0)
-					close(f); /* one fd, never more */
-				else
-					got_fd = f;
-			}
 		if (n == 0) {
 			r = unavailable(p, "closed the connection");
 			goto out;
@@ -118,8 +134,10 @@ static int call(const struct ucaasauth *ua, const char *command,
 	struct outbuf req = {0};
 	const char *status, *text;
 	uint64_t code;
-	int fd, r;
+	int fd, r, sent;
 
+	if (ret_fd)
+		*ret_fd = -1;
 	if (strlen(p->socket) >= sizeof(addr.sun_path))
 		return fail(UCAASAUTH_E_CONFIG, "socket %s: path too long",
 		            p->socket);
@@ -133,7 +151,6 @@ static int call(const struct ucaasauth *ua, const char *command,
 	                  (int)atomic_load(&atomic_load(&ua->view)->daemon_pid)) <
 	              0)))
 		return fail(UCAASAUTH_E_INVALID, "request too long");
-	message_end(&req);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -141,17 +158,28 @@ static int call(const struct ucaasauth *ua, const char *command,
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		r = unavailable(p, errno == ENOENT || errno == ECONNREFUSED
-		                           ? "not running"
-		                           : strerror(errno));
+		r = errno;
+		/* A directory we may not enter: is it the daemon's? */
+		if (r == EACCES && check_directory(p) < 0)
+			r = UCAASAUTH_E_CACHE;
+		else
+			r = unavailable(p, r == ENOENT || r == ECONNREFUSED
+			                           ? "not running"
+			                           : strerror(r));
 		goto out;
 	}
-	r = send_all(fd, req.buf, req.len);
-	if (r < 0) {
-		r = unavailable(p, strerror(-r));
+	r = check_directory(p);
+	if (r == 0)
+		r = check_peer(fd, p);
+	if (r < 0)
 		goto out;
-	}
+	/* The daemon answers a peer it refuses at once, without reading:
+	 * a send that finds the connection closed still has that answer
+	 * waiting. */
+	sent = message_send(fd, &req, -1, 0);
 	r = receive(fd, p, answer, ret_fd);
+	if (r < 0 && sent < 0)
+		r = unavailable(p, strerror(-sent));
 	if (r < 0)
 		goto out;
 	status = message_get(answer, "status");
@@ -193,16 +221,10 @@ int daemon_attach(struct ucaasauth *ua)
 	 * it stays mapped until the handle is closed. */
 	pthread_mutex_lock(&ua->lock);
 	old = atomic_load(&ua->view);
-	if (old) {
-		const struct segment **v = realloc(
-			ua->retired, (ua->n_retired + 1) * sizeof(*v));
-		if (!v) {
-			pthread_mutex_unlock(&ua->lock);
-			cache_close(seg);
-			return fail(UCAASAUTH_E_NOMEM, "out of memory");
-		}
-		v[ua->n_retired++] = old;
-		ua->retired = v;
+	if (old && handle_retire(ua, old) < 0) {
+		pthread_mutex_unlock(&ua->lock);
+		cache_close(seg);
+		return UCAASAUTH_E_NOMEM;
 	}
 	atomic_store(&ua->view, seg);
 	pthread_mutex_unlock(&ua->lock);
@@ -228,6 +250,23 @@ static int follow(struct ucaasauth *ua, const struct message *answer,
 	return 0;
 }
 
+/* A reload that removed someone from the allow lists, or changed the
+ * account, leaves the old segment wiped and retired: who is still allowed
+ * attaches to the new one, who is not is told why. */
+static int withdrawn(const struct ucaasauth *ua, int r)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s",
+	         r == UCAASAUTH_E_PROTOCOL ? "the new segment was withdrawn too"
+	                                   : ucaasauth_last_error());
+	return fail(r,
+	            "ucaas-authd (socket %s) withdrew the segment of profile "
+	            "'%s' (a reload changed who may use it, or its account), "
+	            "and attaching again failed: %s",
+	            ua->profile->socket, ua->profile->name, why);
+}
+
 int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
                   size_t *ret_len)
 {
@@ -237,7 +276,7 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 	struct snapshot snap = {0};
 	struct message answer;
 	bool asked = false;
-	int r;
+	int r, attached = 0;
 
 	for (;;) {
 		const struct segment *view = atomic_load(&ua->view);
@@ -252,9 +291,17 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 				goto out;
 			continue;
 		}
+		if (cache_retired(view)) {
+			/* Withdrawn by the daemon: attach again, once. */
+			r = attached++ ? UCAASAUTH_E_PROTOCOL : daemon_attach(ua);
+			if (r < 0) {
+				r = withdrawn(ua, r);
+				goto out;
+			}
+			continue;
+		}
 		seen = atomic_load(&view->wake);
-		valid = segment_read(view, header, sizeof(header), &snap) &&
-		        snap.len > 0 && now < snap.expires_ms;
+		valid = token_view(view, header, sizeof(header), &snap);
 
 		/* Fresh or advisory: the daemon refreshes on its own. */
 		if (valid && now < snap.renew_ms)
@@ -273,7 +320,7 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 				continue;
 			}
 		}
-		cache_refresh_state(view, &st);
+		cache_refresh_state(view, now, &st);
 		if (asked && st.failures > 0 && now < st.next_attempt_ms) {
 			/* The daemon's login failed: its status, at once. */
 			if (valid)
@@ -292,6 +339,14 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 			goto out;
 		}
 		cache_wait(view, seen, deadline);
+	}
+	/* Valid at the moment of return, not only when it was read. */
+	if (now_ms() >= snap.expires_ms) {
+		r = fail(UCAASAUTH_E_TIMEOUT,
+		         "ucaas-authd (socket %s): the token of profile '%s' "
+		         "expired while waiting for a new one",
+		         ua->profile->socket, ua->profile->name);
+		goto out;
 	}
 	r = copy_out(header, snap.len, buf, size, ret_len);
 out:

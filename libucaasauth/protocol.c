@@ -4,8 +4,13 @@
  * ignored by the reader, a value never holds CR, LF or NUL, lines and
  * messages are capped.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "protocol.h"
 
@@ -128,4 +133,121 @@ void message_end(struct outbuf *out)
 {
 	assert(out->len < sizeof(out->buf));
 	out->buf[out->len++] = '\n';
+}
+
+int message_send(int sock, struct outbuf *out, int fd, int flags)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} control;
+	size_t sent = 0;
+
+	message_end(out);
+	while (sent < out->len) {
+		struct iovec iov = {out->buf + sent, out->len - sent};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
+
+		if (fd >= 0 && sent == 0) {
+			struct cmsghdr *h;
+
+			memset(&control, 0, sizeof(control));
+			msg.msg_control = &control;
+			msg.msg_controllen = sizeof(control);
+			h = CMSG_FIRSTHDR(&msg);
+			h->cmsg_level = SOL_SOCKET;
+			h->cmsg_type = SCM_RIGHTS;
+			h->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(h), &fd, sizeof(int));
+		}
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		sent += n;
+	}
+	return 0;
+}
+
+ssize_t message_recv(int sock, char *buf, size_t size, int flags,
+                     int *ret_fd)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(4 * sizeof(int))];
+	} control;
+	struct iovec iov = {buf, size};
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = &control,
+		.msg_controllen = sizeof(control),
+	};
+	ssize_t n;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
+	     c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(f));
+			if (ret_fd && *ret_fd < 0)
+				*ret_fd = f;
+			else
+				close(f); /* one fd, never more */
+		}
+	}
+	return n;
+}
+
+int socket_dir_check(const char *socket, const uid_t *owners, size_t n,
+                     int status)
+{
+	char dir[PATH_MAX], who[128] = "root";
+	struct stat st;
+	const char *slash = strrchr(socket, '/');
+	bool owner_ok;
+	size_t w = strlen(who);
+
+	if (!slash || slash == socket ||
+	    (size_t)(slash - socket) >= sizeof(dir))
+		return fail(status, "socket %s: needs a directory of its own",
+		            socket);
+	memcpy(dir, socket, slash - socket);
+	dir[slash - socket] = 0;
+	if (lstat(dir, &st) < 0)
+		return fail_errno(status, errno, "socket directory", dir);
+	owner_ok = st.st_uid == 0;
+	for (size_t i = 0; i < n; i++) {
+		owner_ok = owner_ok || st.st_uid == owners[i];
+		if (owners[i] != 0 && owners[i] != (uid_t)-1 &&
+		    w < sizeof(who))
+			w += snprintf(who + w, sizeof(who) - w, " or uid %u",
+			              (unsigned)owners[i]);
+	}
+	/* Whoever may write the directory may put a socket of theirs at
+	 * the path. */
+	if (!S_ISDIR(st.st_mode) || !owner_ok || (st.st_mode & 022))
+		return fail(status,
+		            "socket directory %s: must be a directory owned by "
+		            "%s and writable by nobody else (it is %s of uid "
+		            "%u, mode %04o)",
+		            dir, who,
+		            S_ISDIR(st.st_mode) ? "a directory"
+		                                : "not a directory",
+		            (unsigned)st.st_uid,
+		            (unsigned)(st.st_mode & 07777));
+	return 0;
 }

@@ -34,4 +34,27 @@ int message_add(struct outbuf *out, const char *key, const char *fmt, ...)
 	PRINTF(3, 4);
 void message_end(struct outbuf *out);
 
+/*
+ * fd passing, for both sides (seatd's common/connection.c). message_send()
+ * ends the message and sends all of it, with `fd` (when >= 0) as
+ * SCM_RIGHTS on its first byte; 0 or -errno. flags: MSG_DONTWAIT for the
+ * daemon, which never blocks on a client.
+ */
+int message_send(int sock, struct outbuf *out, int fd, int flags);
+/* One recvmsg() into buf: the byte count, 0 at EOF, or -errno. A
+ * descriptor that comes along goes to *ret_fd if ret_fd is not NULL and
+ * *ret_fd is still -1; every other one is closed at once (the daemon
+ * takes none). */
+ssize_t message_recv(int sock, char *buf, size_t size, int flags,
+                     int *ret_fd);
+
+/*
+ * The socket's directory, as both sides check it: a directory (not a
+ * symbolic link), owned by root or by one of `owners` (n of them), and
+ * not writable by group or others, so that no one else can put another
+ * socket at the path. `status` and the detail on failure.
+ */
+int socket_dir_check(const char *socket, const uid_t *owners, size_t n,
+                     int status);
+
 #endif
