@@ -2,8 +2,16 @@
  * The login provider: POST {api_base}/login, and the judgement of its
  * answer. libcurl and json-c failures are mapped to statuses here and
  * nowhere else.
+ *
+ * libcurl is not linked: it is dlopen()ed when the first login is about
+ * to happen, so that a process that never logs in (a daemon client, a
+ * reader of a warm cache, a Basic profile) never maps libcurl, OpenSSL
+ * and the thirty libraries behind them. The dependency is recorded in an
+ * ELF .note.dlopen for packagers (see README.md, "Packaging").
  */
 #include <ctype.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +26,61 @@
 
 #include "internal.h"
 
+#ifndef LIBCURL_SONAME
+#define LIBCURL_SONAME "libcurl.so.4"
+#endif
+
+/*
+ * The FDO dlopen note (https://systemd.io/ELF_DLOPEN_METADATA/), laid out
+ * as systemd's ELF_NOTE_DLOPEN lays it out: `readelf -n` and
+ * package-notes read it to keep libcurl a dependency of the package.
+ */
+#define DLOPEN_NOTE_OWNER "FDO"
+#define DLOPEN_NOTE_TYPE UINT32_C(0x407c0c0a)
+#define DLOPEN_NOTE_JSON                                                      \
+	"[{\"feature\":\"login\",\"description\":\"HTTP client for the "      \
+	"login provider (POST /login)\",\"priority\":\"required\","            \
+	"\"soname\":[\"" LIBCURL_SONAME "\"]}]"
+
+struct dlopen_note {
+	struct {
+		uint32_t n_namesz, n_descsz, n_type;
+	} nhdr;
+	char name[sizeof(DLOPEN_NOTE_OWNER)];
+	_Alignas(sizeof(uint32_t)) char json[sizeof(DLOPEN_NOTE_JSON)];
+};
+
+/* Notes are 4-byte aligned: the explicit alignment also stops the
+ * compiler from aligning a large object to 32, which breaks the note. */
+__attribute__((used, section(".note.dlopen"))) _Alignas(uint32_t)
+static const struct dlopen_note dlopen_note = {
+	.nhdr = {
+		.n_namesz = sizeof(DLOPEN_NOTE_OWNER),
+		.n_descsz = sizeof(DLOPEN_NOTE_JSON),
+		.n_type = DLOPEN_NOTE_TYPE,
+	},
+	.name = DLOPEN_NOTE_OWNER,
+	.json = DLOPEN_NOTE_JSON,
+};
+
+/* The libcurl functions this file calls, and nothing else: the table is
+ * typed from curl.h, so a prototype change fails the build. */
+#define CURL_SYMBOLS(X)                                                       \
+	X(curl_global_init)                                                   \
+	X(curl_global_init_mem)                                               \
+	X(curl_easy_init)                                                     \
+	X(curl_easy_reset)                                                    \
+	X(curl_easy_setopt)                                                   \
+	X(curl_easy_perform)                                                  \
+	X(curl_easy_getinfo)                                                  \
+	X(curl_easy_cleanup)                                                  \
+	X(curl_easy_strerror)                                                 \
+	X(curl_slist_append)                                                  \
+	X(curl_slist_free_all)
+
+#define SYM_DECLARE(name) static __typeof__(name) *sym_##name;
+CURL_SYMBOLS(SYM_DECLARE)
+
 struct answer {
 	char *data; /* sodium_malloc(ANSWER_MAX + 1): it holds the token */
 	size_t len;
@@ -25,7 +88,8 @@ struct answer {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_global;
+static int curl_status; /* of curl_start(): 0 or a status */
+static char curl_error[768]; /* why it failed */
 
 /*
  * libcurl copies the request, password included, into buffers it later
@@ -58,17 +122,85 @@ static void *wiping_realloc(void *p, size_t n)
 	return q;
 }
 
+/*
+ * libcurl's memory functions are process-wide and outlive whoever set
+ * them: once they point into this code, this code must stay mapped. A
+ * plugin linked with libucaasauth may be dlclose()d by a host that goes on
+ * using libcurl, whose next curl_easy_init() would then jump into
+ * unmapped memory. So the object holding this file is first made
+ * impossible to unload: RTLD_NODELETE on itself, already loaded. The
+ * executable (ucaas-auth, ucaas-authd, a program linked with the static
+ * library) is never unloaded. See docs/design.md, "dlclose()".
+ */
+static bool pin_self(void)
+{
+	const struct link_map *map;
+	void *extra = NULL;
+	Dl_info info;
+
+	if (!dladdr1(&curl_once, &info, &extra, RTLD_DL_LINKMAP) || !extra)
+		return false;
+	map = extra;
+	if (!map->l_name || !map->l_name[0])
+		return true;
+	/* The handle is never closed: it is what keeps us. */
+	return dlopen(map->l_name, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) !=
+	       NULL;
+}
+
 static void curl_start(void)
 {
-	curl_global = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
-	                                   wiping_free, wiping_realloc, strdup,
-	                                   calloc);
+	CURLcode code;
+	void *h;
+
+	/* RTLD_LOCAL: libcurl's symbols stay out of the global scope, as
+	 * they were never in it for a program that does not link libcurl. */
+	h = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		curl_status = UCAASAUTH_E_CONFIG;
+		snprintf(curl_error, sizeof(curl_error),
+		         "the login provider needs %s, which cannot be "
+		         "loaded: %s",
+		         LIBCURL_SONAME, dlerror());
+		return;
+	}
+#define SYM_RESOLVE(name)                                                     \
+	sym_##name = (__typeof__(sym_##name))dlsym(h, #name);                 \
+	if (!sym_##name) {                                                    \
+		curl_status = UCAASAUTH_E_CONFIG;                             \
+		snprintf(curl_error, sizeof(curl_error),                      \
+		         "%s has no %s: %s", LIBCURL_SONAME, #name,           \
+		         dlerror());                                          \
+		dlclose(h);                                                   \
+		return;                                                       \
+	}
+	CURL_SYMBOLS(SYM_RESOLVE)
+#undef SYM_RESOLVE
+
+	/* The wiping allocators only once nothing can unmap them; should
+	 * that fail (it should not), libcurl keeps plain malloc and free
+	 * rather than be left pointing at code that may go away. */
+	if (pin_self())
+		code = sym_curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc,
+		                                wiping_free, wiping_realloc,
+		                                strdup, calloc);
+	else
+		code = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (code != CURLE_OK) {
+		curl_status = code == CURLE_OUT_OF_MEMORY ? UCAASAUTH_E_NOMEM
+		                                          : UCAASAUTH_E_CONFIG;
+		snprintf(curl_error, sizeof(curl_error),
+		         "%s: curl_global_init: %s", LIBCURL_SONAME,
+		         sym_curl_easy_strerror(code));
+	}
 }
 
 int login_start(void)
 {
 	pthread_once(&curl_once, curl_start);
-	return curl_global == CURLE_OK ? 0 : -1;
+	if (curl_status < 0)
+		return fail(curl_status, "%s", curl_error);
+	return 0;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -283,28 +415,35 @@ static int transport_error(CURLcode code, const char *url, bool too_big)
 		return fail(UCAASAUTH_E_NOMEM, "POST %s: out of memory", url);
 	if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT)
 		return fail(UCAASAUTH_E_CONFIG, "POST %s: %s", url,
-		            curl_easy_strerror(code));
+		            sym_curl_easy_strerror(code));
 	/* Refused, unreachable, reset, timed out, TLS failures: the server
 	 * is not there for us now. */
 	return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: %s", url,
-	            curl_easy_strerror(code));
+	            sym_curl_easy_strerror(code));
 }
 
-static CURL *easy_for(struct login *login)
+static int easy_for(struct login *login, CURL **ret)
 {
 	pid_t pid = getpid();
+	int r;
 
 	/* After fork the parent's connection is not ours: a child that
 	 * reused or closed it would corrupt the parent's stream. */
 	if (login->easy && login->pid != pid)
 		login->easy = NULL;
 	if (!login->easy) {
-		if (login_start() < 0)
-			return NULL;
-		login->easy = curl_easy_init();
+		r = login_start();
+		if (r < 0)
+			return r;
+		login->easy = sym_curl_easy_init();
+		if (!login->easy)
+			return fail(UCAASAUTH_E_NOMEM,
+			            "%s: curl_easy_init failed",
+			            LIBCURL_SONAME);
 		login->pid = pid;
 	}
-	return login->easy;
+	*ret = login->easy;
+	return 0;
 }
 
 int login_fetch(struct login *login, const struct profile *profile,
@@ -317,67 +456,68 @@ int login_fetch(struct login *login, const struct profile *profile,
 	size_t body_len = 0;
 	long status = 0;
 	CURLcode code;
-	CURL *easy;
+	CURL *easy = NULL;
 	int r;
 
 	snprintf(url, sizeof(url), "%s/login", profile->api_base);
 	snprintf(api_id, sizeof(api_id), "X-Api-Id: %s", profile->app_id);
-	easy = easy_for(login);
-	if (!easy)
-		return fail(UCAASAUTH_E_NOMEM, "libcurl failed to start");
+	r = easy_for(login, &easy);
+	if (r < 0)
+		return r;
 	answer.data = sodium_malloc(ANSWER_MAX + 1);
 	if (!answer.data)
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
 	r = make_body(secrets, &body, &body_len);
 	if (r < 0)
 		goto out;
-	h = curl_slist_append(NULL, api_id);
+	h = sym_curl_slist_append(NULL, api_id);
 	if (h) {
 		headers = h;
-		h = curl_slist_append(headers, "Content-Type: application/json");
+		h = sym_curl_slist_append(headers,
+		                          "Content-Type: application/json");
 	}
 	if (h)
-		h = curl_slist_append(headers, "Accept: application/json");
+		h = sym_curl_slist_append(headers, "Accept: application/json");
 	if (!h) {
 		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
 		goto out;
 	}
 
-	curl_easy_reset(easy);
-	curl_easy_setopt(easy, CURLOPT_URL, url);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	sym_curl_easy_reset(easy);
+	sym_curl_easy_setopt(easy, CURLOPT_URL, url);
+	sym_curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	sym_curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	sym_curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	sym_curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	sym_curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (profile->ca_file)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, profile->ca_file);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
-	                 (long)profile->connect_timeout);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long)profile->timeout);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE, (long)ANSWER_MAX);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT,
-	                 "libucaasauth/" UCAASAUTH_VERSION);
+		sym_curl_easy_setopt(easy, CURLOPT_CAINFO, profile->ca_file);
+	sym_curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
+	                     (long)profile->connect_timeout);
+	sym_curl_easy_setopt(easy, CURLOPT_TIMEOUT, (long)profile->timeout);
+	sym_curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	sym_curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	sym_curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	sym_curl_easy_setopt(easy, CURLOPT_MAXFILESIZE, (long)ANSWER_MAX);
+	sym_curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+	sym_curl_easy_setopt(easy, CURLOPT_WRITEDATA, &answer);
+	sym_curl_easy_setopt(easy, CURLOPT_USERAGENT,
+	                     "libucaasauth/" UCAASAUTH_VERSION);
 
-	code = curl_easy_perform(easy);
+	code = sym_curl_easy_perform(easy);
 	/* The handle keeps the connection, not our pointers. */
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	sym_curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+	sym_curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	if (code != CURLE_OK) {
 		r = transport_error(code, url, answer.too_big);
 		goto out;
 	}
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	sym_curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	answer.data[answer.len] = 0;
 	r = login_parse(status, answer.data, answer.len, url,
 	                profile->token_ttl, token, ret_ttl);
 out:
-	curl_slist_free_all(headers);
+	sym_curl_slist_free_all(headers);
 	if (body)
 		sodium_free(body);
 	sodium_free(answer.data);
@@ -387,6 +527,6 @@ out:
 void login_free(struct login *login)
 {
 	if (login->easy && login->pid == getpid())
-		curl_easy_cleanup(login->easy);
+		sym_curl_easy_cleanup(login->easy);
 	login->easy = NULL;
 }
