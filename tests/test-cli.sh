@@ -125,6 +125,33 @@ same "$tmp/srv.cred" "$tmp/srv.cred.orig" "a refused store changed it"
 run 1 /dev/null -- store srv
 has err "app_key"
 same "$tmp/srv.cred" "$tmp/srv.cred.orig" "an empty store changed it"
+# Each value is 1 to 1024 printable bytes: one byte more, or a control
+# character, is refused by the field's name (never its value), nothing
+# stored; exactly 1024 bytes of each are stored whole.
+long=$(head -c 1025 /dev/zero | tr '\0' L)
+for key in app_key email password; do
+	printf '%s=%s\n' "$key" "$long" >"$tmp/long-secret"
+	run 1 "$tmp/long-secret" -- store srv
+	has err "$key must be 1 to 1024 bytes"
+	lacks err "LLLLLLLL"
+	same "$tmp/srv.cred" "$tmp/srv.cred.orig" "an overlong $key changed it"
+done
+printf 'app_key=Zq9\001HIDDEN\n' >"$tmp/control-secret"
+run 1 "$tmp/control-secret" -- store srv
+has err "control character in app_key"
+lacks err "HIDDEN"
+same "$tmp/srv.cred" "$tmp/srv.cred.orig" "a control character changed it"
+max=$(head -c 1024 /dev/zero | tr '\0' M)
+printf '\n[profile max]\napi_base = https://api.enablex.io/ucaas/v1\n' >>"$conf"
+printf 'app_id = myapp\nprovider = basic\n' >>"$conf"
+printf 'app_key=%s\nemail=%s\npassword=%s\n' "$max" "$max" "$max" \
+	>"$tmp/max-secrets"
+run 0 "$tmp/max-secrets" -- store max
+run 0 -- header max
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = \
+	"Authorization: Basic $(printf 'myapp:%s' "$max" | base64 -w0)" ] ||
+	fail "an App Key of 1024 bytes was not stored whole"
 
 # header: exactly the line, once.
 run 0 -- header srv
@@ -192,6 +219,56 @@ lacks out "$B64"
 lacks err "$APP_KEY"
 lacks err "$B64"
 
+# reject: the header line on standard input, exactly as header printed
+# it. A Basic header has nothing to drop: success, and nothing printed.
+run 0 -- header srv
+cp "$tmp/out" "$tmp/header-line"
+run 0 "$tmp/header-line" -- reject srv
+checks=$((checks + 1))
+[ ! -s "$tmp/out" ] && [ ! -s "$tmp/err" ] ||
+	fail "reject printed: $(cat "$tmp/out" "$tmp/err")"
+printf '%s' "$WANT" >"$tmp/no-newline"
+run 0 "$tmp/no-newline" -- reject srv
+run 0 "$tmp/header-line" -- reject
+# Anything but one header line is refused, and never echoed.
+run 1 /dev/null -- reject srv
+has err "no header line"
+printf '\n' >"$tmp/empty-line"
+run 1 "$tmp/empty-line" -- reject srv
+has err "no header line"
+printf '%s\n%s\n' "$WANT" "$WANT" >"$tmp/two-lines"
+run 1 "$tmp/two-lines" -- reject srv
+has err "more than one line"
+lacks err "$B64"
+printf '%s\nx' "$WANT" >"$tmp/two-lines"
+run 1 "$tmp/two-lines" -- reject srv
+has err "more than one line"
+head -c 2070 /dev/zero | tr '\0' A >"$tmp/long-line"
+run 1 "$tmp/long-line" -- reject srv
+has err "longer than a header"
+head -c 100000 /dev/zero | tr '\0' A >"$tmp/long-line"
+run 1 "$tmp/long-line" -- reject srv
+has err "longer than a header"
+printf '%s\r\n' "$WANT" >"$tmp/crlf"
+run 1 "$tmp/crlf" -- reject srv
+has err "control character"
+lacks err "$B64"
+run 2 "$tmp/header-line" -- reject srv extra
+run 2 "$tmp/header-line" -- reject --header=x srv
+run 2 "$tmp/header-line" -- reject ../etc
+run 1 "$tmp/header-line" -- reject nosuch
+has err "nosuch"
+
+# curl: usage errors, before anything runs.
+run 2 -- curl
+run 2 -- curl srv
+run 2 -- curl srv --
+run 2 -- curl --
+run 2 -- curl srv -s https://api.enablex.io/
+run 2 -- curl a b -- https://api.enablex.io/
+run 2 -- curl ../etc -- https://api.enablex.io/
+has err "../etc"
+
 # --version and --help.
 run 0 -- --version
 has out "ucaas-auth "
@@ -207,6 +284,8 @@ if [ -r "$header_h" ]; then
 fi
 run 0 -- --help
 has out "usage"
+has out "reject [PROFILE]"
+has out "curl [PROFILE] -- CURL-ARGS"
 
 # A login profile against the mock server: token, status, flush.
 mock=${MOCK_UCAAS:-$(dirname "$0")/mock-ucaas.py}
@@ -215,7 +294,12 @@ python3 "$mock" --port-file "$tmp/port" --quiet --app-id myapp \
 	--app-key "$APP_KEY" --email ops@example.com --password "$PASSWORD" &
 mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null; wait $mock_pid 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+# Polled, bounded (60 s): the mock listens in well under a second.
+for _ in $(seq 600); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+if [ ! -s "$tmp/port" ]; then
+	echo "FAIL: the mock did not start within 60 s" >&2
+	exit 1
+fi
 base=http://127.0.0.1:$(cat "$tmp/port")/ucaas/v1
 stat_of() {
 	python3 -c 'import json,sys,urllib.request as u
@@ -228,6 +312,11 @@ printf 'email=ops@example.com\npassword=%s\n' "$PASSWORD" >"$tmp/secrets"
 run 0 "$tmp/secrets" -- store tok
 lacks err "$PASSWORD"
 
+# The wall clock around the login and the --json output: expires_at is
+# 900 s after a moment in between (the token's life starts when the
+# login is sent), however long the commands take (valgrind, a loaded
+# machine).
+before=$(date +%s)
 run 0 -- token tok
 token=$(cat "$tmp/out")
 checks=$((checks + 1))
@@ -237,17 +326,21 @@ checks=$((checks + 1))
 [ "$(cat "$tmp/out")" = "Authorization: Token $token" ] ||
 	fail "header tok printed '$(cat "$tmp/out")'"
 run 0 -- token --json tok
+after=$(date +%s)
 checks=$((checks + 1))
-python3 - "$tmp/out" "$token" <<'PY' || fail "token --json: $(cat "$tmp/out")"
-import datetime, json, sys
+python3 - "$tmp/out" "$token" "$before" "$after" <<'PY' ||
+import calendar, json, sys, time
 j = json.load(open(sys.argv[1]))
-assert j["token"] == sys.argv[2]
-assert j["header"] == "Authorization: Token " + sys.argv[2]
-assert j["generation"] == 1
-left = datetime.datetime.strptime(j["expires_at"], "%Y-%m-%dT%H:%M:%SZ")
-left = (left - datetime.datetime.utcnow()).total_seconds()
-assert 880 < left <= 900, left
+assert j["token"] == sys.argv[2], "token"
+assert j["header"] == "Authorization: Token " + sys.argv[2], "header"
+assert j["generation"] == 1, "generation"
+at = calendar.timegm(time.strptime(j["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+before, after = int(sys.argv[3]), int(sys.argv[4])
+assert before + 900 <= at <= after + 900, \
+    "expires_at %d s after the login began, %d s after --json" % (
+        at - before, at - after)
 PY
+	fail "token --json: $(cat "$tmp/out")"
 checks=$((checks + 1))
 [ "$(stat_of logins)" = 1 ] || fail "three commands made $(stat_of logins) logins"
 
@@ -266,16 +359,86 @@ checks=$((checks + 1))
 [ "$(stat_of logins)" = 2 ] || fail "header after flush: $(stat_of logins) logins"
 lacks out "$token"
 
-# A refused password: status 1 with the server's words, then the backoff.
+# reject: a stale header drops nothing; the current one is dropped once,
+# however often it is rejected. (A reject of a token younger than
+# reject_min_age counts as a failed login: 0 here, where the key exists.)
+printf 'reject_min_age = 0\n' >>"$conf"
+if ! "$cli" check tok >"$tmp/check" 2>&1 &&
+	grep -q reject_min_age "$tmp/check"; then
+	sed -i '/^reject_min_age = 0$/d' "$conf"
+fi
+run 0 -- header tok
+cp "$tmp/out" "$tmp/current"
+printf 'Authorization: Token not-the-current-one\n' >"$tmp/stale"
+run 0 "$tmp/stale" -- reject tok
+run 0 -- header tok
+same "$tmp/out" "$tmp/current" "a stale reject dropped the token"
+run 0 "$tmp/current" -- reject tok
+checks=$((checks + 1))
+[ ! -s "$tmp/out" ] && [ ! -s "$tmp/err" ] ||
+	fail "reject tok printed: $(cat "$tmp/out" "$tmp/err")"
+run 0 "$tmp/current" -- reject tok
+run 0 -- header tok
+checks=$((checks + 1))
+! cmp -s "$tmp/out" "$tmp/current" || fail "reject tok kept the token"
+checks=$((checks + 1))
+[ "$(stat_of logins)" = 3 ] ||
+	fail "two rejects of one header: $(stat_of logins) logins, expected 3"
+lacks out "$(cat "$tmp/current")"
+
+# curl: the mock drops the token; one reject, one retry, one login, 200.
+python3 -c 'import sys,urllib.request as u
+u.urlopen(u.Request(sys.argv[1] + "/_mock/config",
+	data=("{\"revoke\": \"%s\"}" % sys.argv[2]).encode())).read()' \
+	"${base%/ucaas/v1}" "$(sed 's/^Authorization: Token //' "$tmp/out")"
+run 0 -- curl tok -- -s -w ' %{http_code}\n' "$base/customers"
+has out '{"result": 0, "customers": []} 200'
+has out ' 401'
+checks=$((checks + 1))
+[ "$(stat_of logins)" = 4 ] ||
+	fail "curl after a drop: $(stat_of logins) logins, expected 4"
+run 22 -- curl tok -- -sf "$base/nowhere"
+
+# A refused password: status 1 with the server's words, then the
+# recorded failure and the backoff. Judged on what is recorded, not on
+# when status runs: the first backoff step (1 s) may be over by then
+# (valgrind, a loaded machine), and status says so ("over, the next call
+# logs in") instead of the time left.
 printf 'email=ops@example.com\npassword=wrong\n' >"$tmp/secrets"
 run 0 "$tmp/secrets" -- store tok
 run 0 -- flush tok
+logins=$(stat_of logins)
 run 1 -- header tok
 has err "401"
 run 0 -- status tok
-has out "failures:     1"
-has out "backoff:"
+has out "failures:     1 in a row"
+has out "last error:   "
+has out "401"
+checks=$((checks + 1))
+grep -qE '^backoff: +(next login attempt in [0-9]+ s|over, the next call logs in)$' \
+	"$tmp/out" || fail "status shows no backoff line: $(cat "$tmp/out")"
 lacks out "wrong"
+# One attempt, refused; status itself never logs in.
+checks=$((checks + 1))
+[ "$(stat_of logins)" = $((logins + 1)) ] ||
+	fail "a refused header and a status: $(($(stat_of logins) - logins)) logins, expected 1"
+checks=$((checks + 1))
+[ "$(stat_of logins_failed)" = 1 ] ||
+	fail "$(stat_of logins_failed) refused logins, expected 1"
+
+# store on a terminal, through a pseudo-terminal (tty-store.py): limits,
+# control characters, no echo, no spill into the next prompt or the shell,
+# the echo restored after Ctrl-C. cache = process: tok's backoff above is
+# not this profile's.
+printf '\n[profile ttykey]\napi_base = https://api.enablex.io/ucaas/v1\n' \
+	>>"$conf"
+printf 'app_id = myapp\nprovider = basic\n' >>"$conf"
+printf '\n[profile ttylogin]\napi_base = %s\napp_id = myapp\n' "$base" >>"$conf"
+printf 'provider = login\ncache = process\n' >>"$conf"
+checks=$((checks + 1))
+python3 "$(dirname "$0")/tty-store.py" "$cli" ttykey myapp ttylogin \
+	ops@example.com "$PASSWORD" >"$tmp/tty" 2>&1 ||
+	fail "store on a terminal: $(cat "$tmp/tty")"
 
 if [ "$failures" -ne 0 ]; then
 	echo "$failures of $checks checks failed" >&2
