@@ -1,17 +1,23 @@
 #!/bin/bash
 # Checks that the public header, the linker version script, the built
 # library and the man page name the same functions (libfido2's check): a
-# function added to one and forgotten in another fails here.
+# function added to one and forgotten in another fails here. Then checks
+# that ffi.h, the plain-declarations header for FFIs, has no preprocessor
+# line and declares exactly what ucaasauth.h declares: the same prototypes
+# (whitespace and attribute macros aside), the opaque struct, the same
+# status names and values. With provider.h and its man page, also checks
+# that the page's SYNOPSIS declares exactly what provider.h declares, in
+# the same order (struct fields are ABI).
 #
-# usage: check-abi.sh ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd
+# usage: check-abi.sh ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd ffi.h [provider.h ucaasauth-provider.3.scd]
 set -eu
 
-if [ $# -ne 4 ]; then
-	echo "usage: $0 ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd" >&2
+if [ $# -ne 5 ] && [ $# -ne 7 ]; then
+	echo "usage: $0 ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd ffi.h [provider.h ucaasauth-provider.3.scd]" >&2
 	exit 2
 fi
-header=$1 sym=$2 lib=$3 page=$4
-for f in "$header" "$sym" "$lib" "$page"; do
+header=$1 sym=$2 lib=$3 page=$4 ffi=$5 mod=${6:-} mod_page=${7:-}
+for f in "$header" "$sym" "$lib" "$page" "$ffi" ${mod:+"$mod" "$mod_page"}; do
 	if [ ! -r "$f" ]; then
 		echo "check-abi: $f: not readable" >&2
 		exit 2
@@ -115,13 +121,187 @@ if [ "$n" -eq 0 ]; then
 	exit 1
 fi
 
+# ffi.h against ucaasauth.h: both in one normal form, one declaration a
+# line (decls FILE STRIP). "enum NAME = VALUE" for every enumerator, "decl
+# ..." for every other declaration that names ucaasauth, with one space
+# between tokens; "cpp ..." for a preprocessor line. STRIP=1 (the real
+# header) drops the attribute macros (UCAASAUTH_* words in a declaration)
+# and __attribute__((...)); ffi.h gets no such favour, as an FFI parser
+# would choke on them.
+decls() {
+	awk -v strip="$2" '{ text = text $0 "\n" }
+	END {
+		gsub(/\/\*([^*]|\*+[^*\/])*\*+\//, " ", text)
+		gsub(/\/\/[^\n]*/, " ", text)
+		n = split(text, lines, "\n")
+		text = ""
+		cont = 0
+		for (i = 1; i <= n; i++) {
+			line = lines[i]
+			if (cont || line ~ /^[ \t]*#/) {
+				if (!cont)
+					print "cpp " line
+				cont = line ~ /\\$/
+				continue
+			}
+			text = text line "\n"
+		}
+		gsub(/extern[ \t\n]*"C"[ \t\n]*\{/, " ", text)
+		gsub(/[ \t\n]+/, " ", text)
+		while (match(text, /enum[ ]*[A-Za-z0-9_]*[ ]*\{[^}]*\}[ ]*;/)) {
+			body = substr(text, RSTART, RLENGTH)
+			text = substr(text, 1, RSTART - 1) " " \
+				substr(text, RSTART + RLENGTH)
+			sub(/^[^{]*\{/, "", body)
+			sub(/\}[ ]*;$/, "", body)
+			m = split(body, items, ",")
+			for (j = 1; j <= m; j++) {
+				item = items[j]
+				gsub(/ /, "", item)
+				if (item == "")
+					continue
+				sub(/=/, " = ", item)
+				print "enum " item
+			}
+		}
+		# What follows the last ";" is no declaration (a closing brace).
+		m = split(text, stmts, ";")
+		for (j = 1; j < m; j++) {
+			s = stmts[j]
+			gsub(/[{}]/, " ", s)
+			if (strip) {
+				while (match(s, /__attribute__ *\(\(([^()]|\([^()]*\))*\)\)/))
+					s = substr(s, 1, RSTART - 1) " " \
+						substr(s, RSTART + RLENGTH)
+				s = " " s " "
+				while (match(s, / UCAASAUTH_[A-Z0-9_]+ /))
+					s = substr(s, 1, RSTART) \
+						substr(s, RSTART + RLENGTH - 1)
+			}
+			gsub(/[(),*]/, " & ", s)
+			gsub(/ +/, " ", s)
+			sub(/^ /, "", s)
+			sub(/ $/, "", s)
+			gsub(/ \(/, "(", s)
+			gsub(/\( /, "(", s)
+			gsub(/ \)/, ")", s)
+			gsub(/ ,/, ",", s)
+			gsub(/\* /, "*", s)
+			if (s ~ /ucaasauth/)
+				print "decl " s
+		}
+	}' "$1"
+}
+decls "$header" 1 >"$tmp/decls.header"
+decls "$ffi" 0 >"$tmp/decls.ffi"
+ffi_failed=0
+if grep '^cpp ' "$tmp/decls.ffi" >"$tmp/ffi.cpp"; then
+	echo "check-abi: $ffi has preprocessor lines, which FFI::cdef and" \
+		"cffi refuse:" >&2
+	sed 's/^cpp /  /' "$tmp/ffi.cpp" >&2
+	ffi_failed=1
+fi
+grep -v '^cpp ' "$tmp/decls.header" | sort >"$tmp/decls.header.sorted"
+grep -v '^cpp ' "$tmp/decls.ffi" | sort >"$tmp/decls.ffi.sorted" || true
+if ! grep -q '^enum UCAASAUTH_OK = 0$' "$tmp/decls.header.sorted" ||
+	! grep -q '^decl struct ucaasauth$' "$tmp/decls.header.sorted"; then
+	echo "check-abi: no status enum or struct ucaasauth found in $header" >&2
+	ffi_failed=1
+elif ! cmp -s "$tmp/decls.header.sorted" "$tmp/decls.ffi.sorted"; then
+	echo "check-abi: $ffi and $header declare different things" \
+		"(normalised: one declaration a line, sorted):" >&2
+	diff -u --label "$header" --label "$ffi" \
+		"$tmp/decls.header.sorted" "$tmp/decls.ffi.sorted" >&2 || true
+	ffi_failed=1
+fi
+ffi_n=$(grep -c . "$tmp/decls.ffi.sorted" || true)
+
+# iface FILE PAGE: the declarations of a header (PAGE=0) or of the first
+# code block of a man page's SYNOPSIS (PAGE=1), one statement a line, in
+# order: comments, #include lines, the include guard and the extern "C"
+# wrapper are dropped; "#define NAME VALUE" lines are kept.
+iface() {
+	awk -v page="$2" '
+	BEGIN { define = "^[ \t]*#[ \t]*define[ \t]+[A-Za-z0-9_]+[ \t]+[^ \t]" }
+	page && /^# / { syn = $0 == "# SYNOPSIS"; next }
+	page && !syn { next }
+	page && /^```/ { if (block) { syn = 0; block = 0 } else block = 1; next }
+	page && !block { next }
+	{ text = text $0 "\n" }
+	END {
+		gsub(/\/\*([^*]|\*+[^*\/])*\*+\//, " ", text)
+		gsub(/\/\/[^\n]*/, " ", text)
+		n = split(text, lines, "\n")
+		text = ""
+		for (i = 1; i <= n; i++) {
+			line = lines[i]
+			if (line ~ /^[ \t]*#[ \t]*ifdef[ \t]+__cplusplus/) {
+				skip = 1
+				continue
+			}
+			if (line !~ /^[ \t]*#/) {
+				if (!skip)
+					text = text line "\n"
+				continue
+			}
+			if (skip && line ~ /^[ \t]*#[ \t]*endif/)
+				skip = 0
+			else if (!skip && line ~ define)
+				text = text line ";\n"
+		}
+		gsub(/[(),*{};]/, " & ", text)
+		gsub(/[ \t\n]+/, " ", text)
+		gsub(/\( /, "(", text)
+		gsub(/ \)/, ")", text)
+		gsub(/ ,/, ",", text)
+		gsub(/\* /, "*", text)
+		gsub(/\) \(/, ")(", text)
+		gsub(/ ;/, ";", text)
+		gsub(/; /, ";\n", text)
+		gsub(/\{ /, "{\n", text)
+		gsub(/ \}/, "\n}", text)
+		n = split(text, lines, "\n")
+		for (i = 1; i <= n; i++) {
+			sub(/^ /, "", lines[i])
+			sub(/ $/, "", lines[i])
+			if (lines[i] ~ /^#/)
+				sub(/;$/, "", lines[i])
+			if (lines[i] != "")
+				print lines[i]
+		}
+	}' "$1"
+}
+
+mod_failed=0
+if [ -n "$mod" ]; then
+	iface "$mod" 0 >"$tmp/iface.header"
+	iface "$mod_page" 1 >"$tmp/iface.page"
+	mod_n=$(grep -c . "$tmp/iface.header" || true)
+	if [ "$mod_n" -eq 0 ]; then
+		echo "check-abi: no declaration found in $mod" >&2
+		mod_failed=1
+	elif ! cmp -s "$tmp/iface.header" "$tmp/iface.page"; then
+		echo "check-abi: the SYNOPSIS of $mod_page does not declare" \
+			"what $mod declares (normalised, in order):" >&2
+		diff -u --label "$mod" --label "$mod_page (SYNOPSIS)" \
+			"$tmp/iface.header" "$tmp/iface.page" >&2 || true
+		mod_failed=1
+	else
+		echo "ok: ${mod_page##*/} SYNOPSIS matches ${mod##*/}" \
+			"($mod_n declarations)"
+	fi
+fi
+
 failed=0
 for s in $sources; do
 	cmp -s "$tmp/header" "$tmp/$s" || failed=1
 done
 if [ "$failed" -eq 0 ]; then
 	echo "ok: $n functions agree"
-	exit 0
+	if [ "$ffi_failed" -eq 0 ]; then
+		echo "ok: ${ffi##*/} matches ${header##*/} ($ffi_n declarations)"
+	fi
+	exit $((ffi_failed | mod_failed))
 fi
 
 echo "check-abi: the function lists disagree" >&2
