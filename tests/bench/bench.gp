@@ -2,11 +2,13 @@
 # log scale. Run by tools/bench:
 #   gnuplot -e "data='PLOT.dat'; out='bench.png'; subtitle='...'" bench.gp
 # PLOT.dat comes from `ucaasauth-bench --plot`: a quoted method name, then
-# the median ns/call with 1, 2 and 4 processes.
+# the median ns/call with 1, 2 and 4 processes ("?" where not measured:
+# the profile rows and whole processes have one process only). The last
+# bars are whole processes, what a shell script pays per header.
 if (!exists("subtitle")) subtitle = ""
-set terminal pngcairo size 1400,800 font "DejaVu Sans,12" noenhanced
+set terminal pngcairo size 1700,850 font "DejaVu Sans,12" noenhanced
 set output out
-set title "One Authorization header line, warm, by method: median ns per call (log scale, lower is better)\n".subtitle
+set title "One Authorization header line, warm, by method: median time per call (log scale, lower is better); \"a process\": one run of a program per header\n".subtitle
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -20,8 +22,9 @@ set ylabel "time per call"
 set xtics rotate by -25 nomirror
 set grid ytics
 set key top left
-set bmargin 7
-set rmargin 4
+set datafile missing "?"
+set bmargin 8
+set rmargin 12
 # One bar per process count; its value written above it.
 fmt(v) = v < 100 ? sprintf("%.1f ns", v) : v < 1e3 ? sprintf("%.0f ns", v) \
          : v < 1e4 ? sprintf("%.1f µs", v / 1e3) \

@@ -26,7 +26,8 @@
  */
 struct floor_segment {
 	_Alignas(64) _Atomic uint64_t seq;
-	_Atomic int64_t expires_ns; /* CLOCK_MONOTONIC */
+	/* CLOCK_MONOTONIC, the timeline CLOCK_MONOTONIC_COARSE also reads */
+	_Atomic int64_t expires_ns;
 	_Atomic uint32_t len;
 	_Atomic uint64_t header[BENCH_HEADER_MAX / 8];
 
@@ -43,6 +44,9 @@ _Static_assert(sizeof(struct floor_segment) <= FLOOR_SIZE,
  * (an empty line once the token has expired). */
 #define SOCKET_REQUEST "get\n"
 
+/* The key under which Redis and memcached hold the header line. */
+#define BENCH_KV_KEY "ucaasauth-bench"
+
 /*
  * Environment the driver gives every worker:
  *   BENCH_EXPECT  file holding exactly the expected header line
@@ -50,6 +54,9 @@ _Static_assert(sizeof(struct floor_segment) <= FLOOR_SIZE,
  *   BENCH_FILE    the token file: "<expiry, Unix ms>\n<header>"
  *   BENCH_SOCKET  the daemon's socket
  *   BENCH_KEY     the key's serial number (absent: keyrings refused)
+ *   BENCH_REDIS_SOCKET, BENCH_REDIS_PORT  the redis-server the driver
+ *                 started (Unix socket; TCP port on 127.0.0.1)
+ *   BENCH_MEMCACHED_PORT  the memcached it started, on 127.0.0.1
  * and UCAASAUTH_CONFIG / UCAASAUTH_RUNTIME_DIR for the product.
  *
  * A measuring worker is run as
