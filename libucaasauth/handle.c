@@ -166,6 +166,58 @@ const struct profile *handle_profile(const struct ucaasauth *ua)
 	return ua->profile;
 }
 
+void handle_info(struct ucaasauth *ua, struct handle_info *ret)
+{
+	const struct segment *view = atomic_load(&ua->view);
+	struct refresh_state *st = ret->state;
+	char tmp[HEADER_MAX + 1];
+	struct snapshot snap;
+	int64_t now = now_ms();
+
+	memset(ret, 0, sizeof(*ret));
+	ret->state = st;
+	ret->profile = ua->profile;
+	ret->config_path = ua->config->path;
+	ret->basic = ua->basic != NULL;
+	ret->attached = view != NULL;
+	if (!view || ua->basic)
+		return;
+	cache_refresh_state(view, now, st);
+	ret->valid = token_view(view, tmp, sizeof(tmp), &snap);
+	sodium_memzero(tmp, sizeof(tmp));
+	ret->generation = snap.generation;
+	ret->holds_header = snap.len > 0;
+	ret->expires_in_ms = ret->valid ? snap.expires_ms - now : 0;
+	if (ua->seg)
+		ret->lease_holder = cache_lease_holder(ua->seg, now);
+	if (ua->profile->cache == CACHE_DAEMON) {
+		ret->daemon_pid = atomic_load(&view->daemon_pid);
+		ret->heartbeat_age_ms = now - atomic_load(&view->heartbeat_ms);
+		ret->next_refresh_in_ms =
+			atomic_load(&view->next_refresh_ms) - now;
+	}
+}
+
+int handle_flush(struct ucaasauth *ua)
+{
+	const struct segment *view = atomic_load(&ua->view);
+	struct snapshot snap;
+
+	if (ua->basic || ua->profile->cache == CACHE_PROCESS)
+		return 0;
+	/* Rebuilt, not locked: a broken lock or page cannot stop it. */
+	if (ua->seg)
+		return handle_move(ua, ua->seg);
+	if (!view)
+		return fail(UCAASAUTH_E_UNAVAILABLE,
+		            "ucaas-authd (socket %s): not running",
+		            ua->profile->socket);
+	/* The daemon's token: rejected, so the daemon replaces it. */
+	if (segment_read(view, NULL, 0, &snap) && snap.len)
+		return daemon_reject(ua, snap.generation);
+	return 0;
+}
+
 struct segment *handle_segment(const struct ucaasauth *ua, int *ret_fd)
 {
 	if (ret_fd)

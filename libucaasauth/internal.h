@@ -248,6 +248,31 @@ struct segment *handle_segment(const struct ucaasauth *ua, int *ret_fd);
 int handle_publish_basic(struct ucaasauth *ua);
 int handle_swap(struct ucaasauth *ua, struct ucaasauth *fresh, bool move);
 
+/*
+ * What `ucaas-auth status`, `token --json` and `check` show of a handle,
+ * read without copying the token out: handle_info() fills every field
+ * (the refresh state only when `attached`).
+ */
+struct handle_info {
+	const struct profile *profile;
+	const char *config_path;
+	bool basic;    /* a static Basic header, nothing cached */
+	bool attached; /* a segment is mapped (daemon: the daemon is up) */
+	uint64_t generation;
+	bool valid;            /* a token usable now */
+	bool holds_header;     /* anything cached at all */
+	int64_t expires_in_ms; /* when valid */
+	pid_t lease_holder;    /* a process refreshing now, or 0 */
+	pid_t daemon_pid;
+	int64_t heartbeat_age_ms, next_refresh_in_ms;
+	struct refresh_state *state; /* the caller's, filled in */
+};
+void handle_info(struct ucaasauth *ua, struct handle_info *ret);
+/* `ucaas-auth flush`: a shared segment rebuilt (whatever its damage, the
+ * backoff goes with it); the daemon's current token rejected; nothing for
+ * a Basic or process handle. */
+int handle_flush(struct ucaasauth *ua);
+
 /* daemon-client.c */
 int daemon_attach(struct ucaasauth *ua);
 int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
