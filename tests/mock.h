@@ -54,6 +54,15 @@ long mock_stat(struct mock *m, const char *key);
  */
 char *mock_stat_str(struct mock *m, const char *key);
 
+/*
+ * The mock's login attempt times (seconds since the epoch, oldest first,
+ * the last 1000) into t[0..max); returns how many, or -1 on error.
+ * mock_login_gap(): the smallest gap between two of them in seconds (1e9
+ * with fewer than two), and their number in *ret_count.
+ */
+int mock_login_times(struct mock *m, double *t, int max);
+double mock_login_gap(struct mock *m, long *ret_count);
+
 /* POST json (an object, see mock-ucaas.py) to /_mock/config. 0 if the mock took it, -1 if not. */
 int mock_config(struct mock *m, const char *json);
 

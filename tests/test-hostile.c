@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,8 +153,9 @@ static void store_profile(const char *name)
 }
 
 /* "tok" (the mock, process cache), "shr" (the mock, shared cache) and
- * "raw" (127.0.0.1:raw_port, a server of this test's own). */
-static void write_profiles(int raw_port)
+ * "raw" (127.0.0.1:raw_port, a server of this test's own), "raw" with
+ * the timeouts `raw_timeouts` (TIMEOUTS when NULL). */
+static void write_profiles_with(int raw_port, const char *raw_timeouts)
 {
 	char extra[1024];
 
@@ -164,9 +166,32 @@ static void write_profiles(int raw_port)
 	         "cache = shared\ntimeout = 2\nconnect_timeout = 1\n"
 	         "[profile raw]\n"
 	         "api_base = http://127.0.0.1:%d/ucaas/v1\n"
-	         "app_id = " FIX_APP_ID "\nprovider = login\n" TIMEOUTS,
-	         fix.mock.base, raw_port > 0 ? raw_port : 9);
+	         "app_id = " FIX_APP_ID "\nprovider = login\n%s",
+	         fix.mock.base, raw_port > 0 ? raw_port : 9,
+	         raw_timeouts ? raw_timeouts : TIMEOUTS);
 	fixture_write_config(&fix, extra);
+}
+
+static void write_profiles(int raw_port)
+{
+	write_profiles_with(raw_port, NULL);
+}
+
+/* One timeout far from the other, so that which one ended a call is
+ * plain on any machine: e.g. connect_timeout = 1 against timeout = 30. */
+#define FAR_TIMEOUTS(connect, total)                                      \
+	"cache = process\ntimeout = " #total "\nconnect_timeout = " #connect \
+	"\n"
+
+/* The connections a listening socket holds, accepted by the kernel and
+ * not yet by the program (its accept queue). */
+static int queued(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	CHECK_INT(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	return (int)ti.tcpi_unacked;
 }
 
 /* ---- the mock's faults ---- */
@@ -462,22 +487,31 @@ static void test_silent_servers(void)
 	filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	CHECK(filler >= 0);
 	CHECK_INT(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ms_sleep(50);
-	write_profiles(port);
+	/* The queue is full once the kernel holds the filler in it. */
+	for (int64_t end = ms_now() + 30000; queued(fd) < 1 && ms_now() < end;)
+		ms_sleep(10);
+	CHECK_MSG(queued(fd) >= 1, "the filler connection is not queued");
+	/* connect_timeout (1 s), not timeout (30 s): the bound, 15 s, is
+	 * far from both. */
+	write_profiles_with(port, FAR_TIMEOUTS(1, 30));
 	o = header_call("raw");
 	check_outcome(&o, UCAASAUTH_E_UNAVAILABLE, "Timeout", 800);
-	/* connect_timeout (1 s), well before timeout (2 s) */
-	CHECK(o.ms < 1800);
+	CHECK_MSG(o.ms < 15000, "%lld ms: ended by timeout (30 s), not by "
+	          "connect_timeout (1 s)", (long long)o.ms);
 	close(filler);
 	close(fd);
 
-	/* Refused at once. */
+	/* Refused at once: not after connect_timeout or timeout (30 s
+	 * each, against a bound of 15 s). */
 	fd = listener(1, &port);
 	close(fd);
-	write_profiles(port);
+	write_profiles_with(port, FAR_TIMEOUTS(30, 30));
 	o = header_call("raw");
 	check_outcome(&o, UCAASAUTH_E_UNAVAILABLE, "POST", 0);
-	CHECK(o.ms < 1000);
+	CHECK_MSG(o.ms < 15000, "a refused connection took %lld ms",
+	          (long long)o.ms);
+	CHECK_MSG(!strstr(ucaasauth_last_error(), "Timeout"),
+	          "refused, yet timed out");
 	write_profiles(0);
 }
 

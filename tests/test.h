@@ -35,6 +35,23 @@ static int test_checks;
 			test_fail_("CHECK(%s) failed", #cond);            \
 	} while (0)
 
+/* CHECK with the reason a reader needs: the values behind the condition,
+ * e.g. CHECK_MSG(n <= max, "%ld logins, at most %ld", n, max). */
+#define CHECK_MSG(cond, ...)                                              \
+	do {                                                              \
+		test_checks++;                                            \
+		if (!(cond)) {                                            \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ",      \
+			        __FILE__, __LINE__, #cond);               \
+			fprintf(stderr, __VA_ARGS__);                     \
+			fprintf(stderr, "\n");                            \
+			if (ucaasauth_last_error())                       \
+				fprintf(stderr, "  last error: %s\n",     \
+				        ucaasauth_last_error());          \
+			exit(1);                                          \
+		}                                                         \
+	} while (0)
+
 #define CHECK_INT(a, b)                                                   \
 	do {                                                              \
 		long long a_ = (long long)(a), b_ = (long long)(b);       \
