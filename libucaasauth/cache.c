@@ -844,9 +844,13 @@ int cache_lease_take(struct segment *seg, uint64_t seen, int64_t lease_ms,
 	if (r != 0)
 		return r < 0 ? r : 1;
 	/* Published or dropped since the caller looked: its refresh is
-	 * done, by someone else. */
+	 * done, by someone else. Or failed since: the backoff it started
+	 * holds for this caller too (a failure leaves the generation). */
 	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) !=
-	    seen) {
+	        seen ||
+	    (atomic_load_explicit(&seg->failures, memory_order_relaxed) > 0 &&
+	     now < atomic_load_explicit(&seg->next_attempt_ms,
+	                                memory_order_relaxed))) {
 		cache_unlock(seg);
 		return 1;
 	}

@@ -335,8 +335,9 @@ void cache_unlock(struct segment *seg);
 /*
  * The refresh lease. cache_lease_take(): 0 and *ret when the caller may
  * refresh (the lease was free, past its deadline, or its owner dead), 1
- * when a live refresher holds it or the generation is no longer `seen`
- * (someone refreshed since the caller looked), or a status. The caller then refreshes
+ * when a live refresher holds it, the generation is no longer `seen`
+ * (someone refreshed since the caller looked) or a backoff began since
+ * (someone failed), or a status. The caller then refreshes
  * without any lock and ends with cache_lease_publish() or
  * cache_lease_fail(), which take the lock for microseconds and give the
  * lease back if it is still theirs. A result is kept only if the

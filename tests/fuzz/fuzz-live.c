@@ -94,9 +94,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* A refresh after the damage works and is what readers get, unless
 	 * the lease itself was written into (a live holder), which its
-	 * deadline ends: the target then stops here. */
-	if (atomic_load(&seg->lease_pid) == 0 ||
-	    atomic_load(&seg->lease_deadline_ms) <= now_ms())
+	 * deadline ends, or a backoff was written (which holds for the lease
+ * too): the target then stops here. */
+	struct refresh_state st;
+
+	cache_refresh_state(seg, now_ms(), &st);
+	if ((atomic_load(&seg->lease_pid) == 0 ||
+	     atomic_load(&seg->lease_deadline_ms) <= now_ms()) &&
+	    st.next_attempt_ms <= now_ms())
 		publish_token(seg);
 	cache_close(seg);
 	return 0;
