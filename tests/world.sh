@@ -9,11 +9,34 @@
 #   world_pids+=(PID)    a process to kill (SIGTERM) and reap on exit
 #   stat_of KEY          a counter (or the current token) from /_mock/stats
 #   mock_post PATH JSON  POST to the mock's control API (/_mock/config, ...)
+#   fail TEXT / check DESCRIPTION TEST...   count a failure or a check
+#   world_done           the summary line and the exit status
 #
 # Whatever world_start starts dies with the script (trap on EXIT), and the
 # scratch directory is removed.
 
 world_pids=()
+failures=0
+checks=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+check() { # check DESCRIPTION TEST...
+	local what=$1
+	shift
+	checks=$((checks + 1))
+	"$@" || fail "$what"
+}
+world_done() {
+	if [ "$failures" -ne 0 ]; then
+		echo "$failures of $checks checks failed" >&2
+		exit 1
+	fi
+	echo "ok ($checks checks)"
+	exit 0
+}
 
 world_cleanup() {
 	local pid
