@@ -46,7 +46,7 @@ int cache_dir(char *buf, size_t size)
 static int open_dir(const char *dir)
 {
 	struct stat st;
-	int fd;
+	int fd, r;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
@@ -57,23 +57,14 @@ static int open_dir(const char *dir)
 		            errno == ENOTDIR || errno == ELOOP
 		                    ? "not a directory (or a symbolic link)"
 		                    : strerror(errno));
-	if (fstat(fd, &st) < 0) {
+	r = fstat(fd, &st) < 0
+	            ? fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
+	                         dir)
+	            : file_check(&st, S_IFDIR, OWNER_SELF, NO_UID,
+	                         "cache directory", dir, UCAASAUTH_E_CACHE);
+	if (r < 0) {
 		close(fd);
-		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
-		                  dir);
-	}
-	if (st.st_uid != geteuid()) {
-		close(fd);
-		return fail(UCAASAUTH_E_CACHE,
-		            "cache directory %s: owned by uid %u, expected %u; "
-		            "refusing a directory another user made",
-		            dir, (unsigned)st.st_uid, (unsigned)geteuid());
-	}
-	if (st.st_mode & 077) {
-		close(fd);
-		return fail(UCAASAUTH_E_CACHE,
-		            "cache directory %s: mode %04o, expected 0700",
-		            dir, (unsigned)(st.st_mode & 07777));
+		return r;
 	}
 	return fd;
 }
@@ -176,21 +167,15 @@ fail:
 static int open_existing(int fd, const char *path, struct segment **ret)
 {
 	struct stat st;
+	int r;
 
 	if (fstat(fd, &st) < 0)
 		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
 		                  path);
-	if (!S_ISREG(st.st_mode))
-		return fail(UCAASAUTH_E_CACHE,
-		            "cache segment %s: not a regular file", path);
-	if (st.st_uid != geteuid())
-		return fail(UCAASAUTH_E_CACHE,
-		            "cache segment %s: owned by uid %u, expected %u",
-		            path, (unsigned)st.st_uid, (unsigned)geteuid());
-	if (st.st_mode & 077)
-		return fail(UCAASAUTH_E_CACHE,
-		            "cache segment %s: mode %04o, expected 0600", path,
-		            (unsigned)(st.st_mode & 07777));
+	r = file_check(&st, S_IFREG, OWNER_SELF, NO_UID, "cache segment",
+	               path, UCAASAUTH_E_CACHE);
+	if (r < 0)
+		return r;
 	if (st.st_size != SEGMENT_SIZE)
 		return 1; /* not ours to read: rebuild */
 	return map_fd(fd, path, ret);

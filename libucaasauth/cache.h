@@ -23,7 +23,7 @@
 #define TOKEN_PREFIX "Authorization: Token "
 #define HEADER_MAX (sizeof(TOKEN_PREFIX) - 1 + TOKEN_MAX)
 #define HEADER_WORDS ((HEADER_MAX + 7) / 8)
-/* The longest life any token is given (provider.c caps lifetimes so);
+/* The longest life any token is given (stack.c caps lifetimes so);
  * the bound every deadline read from a segment is held to. */
 #define LIFE_MAX_MS (86400 * 1000LL)
 /* Monotonic and wall clocks that disagree by more than this about a

@@ -53,10 +53,7 @@ static uid_t daemon_uid(const struct profile *p)
  */
 static int check_directory(const struct profile *p)
 {
-	uid_t owners[2] = {daemon_uid(p), geteuid()};
-
-	return socket_dir_check(p->socket, owners, ARRAY_SIZE(owners),
-	                        UCAASAUTH_E_CACHE);
+	return socket_dir_check(p->socket, daemon_uid(p), UCAASAUTH_E_CACHE);
 }
 
 static int check_peer(int fd, const struct profile *p)

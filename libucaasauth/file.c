@@ -12,37 +12,98 @@
 
 #include "internal.h"
 
-/* ssh's rule for private keys: a secret another user could read, or a file
- * another user could have written, is refused rather than trusted. */
+/*
+ * Who may own a file or directory that holds secrets or decides what runs,
+ * and which mode bits it must not have: one table for every such check in
+ * the library and the daemon. ssh's rule for private keys, PAM's for its
+ * modules: a secret another user could read, or a file another user could
+ * have written, is refused rather than trusted.
+ */
 static const struct {
 	bool root_ok;       /* root may own it too */
 	unsigned forbidden; /* mode bits it must not have */
-	const char *expected;
+	const char *too_open; /* what those bits would let others do */
 } rules[] = {
-	[OWNER_SELF] = {false, 077, "0600 or stricter (no access for group "
-	                            "or others)"},
-	[OWNER_SELF_OR_ROOT] = {true, 022, "no write access for group or "
-	                                   "others"},
-	[OWNER_CREDENTIALS_DIR] = {true, 007, "no access for others"},
+	[OWNER_SELF] = {false, 077, "lets group or others in (expected no "
+	                            "access for them: 0600, or 0700 for a "
+	                            "directory)"},
+	[OWNER_SELF_OR_ROOT] = {true, 022, "lets group or others write it"},
+	[OWNER_CREDENTIALS_DIR] = {true, 007, "lets others in (expected no "
+	                                      "access for others)"},
 };
 
-static int check_stat(const struct stat *st, const char *path,
-                      const char *what, enum file_owner owner, int status)
+int file_check(const struct stat *st, mode_t type, enum file_owner owner,
+               uid_t also, const char *what, const char *path, int status)
 {
 	uid_t uid = geteuid();
 	unsigned mode = st->st_mode & 07777;
+	char expected[64];
 
-	if (!S_ISREG(st->st_mode))
-		return fail(status, "%s %s: not a regular file", what, path);
-	if (st->st_uid != uid && !(rules[owner].root_ok && st->st_uid == 0))
-		return fail(status, "%s %s: owned by uid %u, expected %u (the "
-		            "caller)%s",
-		            what, path, (unsigned)st->st_uid, (unsigned)uid,
-		            rules[owner].root_ok ? " or 0 (root)" : "");
+	if ((st->st_mode & S_IFMT) != type)
+		return fail(status, "%s %s: not a %s", what, path,
+		            type == S_IFDIR ? "directory" : "regular file");
+	if (st->st_uid != uid && st->st_uid != also &&
+	    !(rules[owner].root_ok && st->st_uid == 0)) {
+		int n = snprintf(expected, sizeof(expected), "%s%u",
+		                 rules[owner].root_ok ? "root or " : "",
+		                 (unsigned)uid);
+		if (also != NO_UID && n > 0 && (size_t)n < sizeof(expected))
+			snprintf(expected + n, sizeof(expected) - n, " or %u",
+			         (unsigned)also);
+		return fail(status, "%s %s: owned by uid %u, expected %s", what,
+		            path, (unsigned)st->st_uid, expected);
+	}
 	if (mode & rules[owner].forbidden)
-		return fail(status, "%s %s: mode %04o is too open, expected %s",
-		            what, path, mode, rules[owner].expected);
+		return fail(status, "%s %s: mode %04o %s", what, path, mode,
+		            rules[owner].too_open);
 	return 0;
+}
+
+/* PAM's rule for its modules: a file or directory that anyone but root
+ * or us could write could run anyone's code in our process. Directories
+ * are judged where their links lead. */
+static int check_trusted(const char *path, const char *what, bool dir)
+{
+	struct stat st;
+
+	if ((dir ? stat(path, &st) : lstat(path, &st)) < 0)
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
+		            strerror(errno));
+	return file_check(&st, dir ? S_IFDIR : S_IFREG, OWNER_SELF_OR_ROOT,
+	                  NO_UID, what, path, UCAASAUTH_E_CONFIG);
+}
+
+/* The directory part of path, "/" for a file at the root. */
+static void parent(const char *path, char *out, size_t size)
+{
+	char *slash;
+
+	snprintf(out, size, "%s", path);
+	slash = strrchr(out, '/');
+	if (slash)
+		slash[slash == out ? 1 : 0] = 0;
+}
+
+int file_trusted(const char *path, const char *what)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	int r;
+
+	if (path[0] != '/')
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: not an absolute path",
+		            what, path);
+	/* The directory named (whoever can write it can swap the name),
+	 * then the file where it really is, and the directory holding it. */
+	parent(path, dir, sizeof(dir));
+	r = check_trusted(dir, "directory of", true);
+	if (r < 0)
+		return r;
+	if (!realpath(path, real))
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
+		            strerror(errno));
+	parent(real, dir, sizeof(dir));
+	r = check_trusted(dir, "directory of", true);
+	return r < 0 ? r : check_trusted(real, what, false);
 }
 
 int file_read(const char *path, const char *what, enum file_owner owner,
@@ -70,7 +131,7 @@ int file_read(const char *path, const char *what, enum file_owner owner,
 		r = fail_errno(status, errno, what, path);
 		goto out;
 	}
-	r = check_stat(&st, path, what, owner, status);
+	r = file_check(&st, S_IFREG, owner, NO_UID, what, path, status);
 	if (r < 0)
 		goto out;
 	if ((uintmax_t)st.st_size > max) {

@@ -11,26 +11,6 @@
 #include "cache.h"
 #include "stack.h"
 
-static int too_small(size_t len, size_t *ret_len)
-{
-	*ret_len = len;
-	return fail(UCAASAUTH_E_TOOSMALL,
-	            "the header is %zu bytes, the buffer holds less (%zu "
-	            "bytes are needed with the NUL)",
-	            len, len + 1);
-}
-
-int copy_out(const char *header, size_t len, char *buf, size_t size,
-                    size_t *ret_len)
-{
-	if (len >= size)
-		return too_small(len, ret_len);
-	memcpy(buf, header, len);
-	buf[len] = 0;
-	*ret_len = len;
-	return UCAASAUTH_OK;
-}
-
 /* How long a refresh may hold the lease: every provider of the stack at
  * its timeout, and a second each for what follows the answer. */
 static int64_t lease_ms(const struct ucaasauth *ua)
@@ -326,7 +306,7 @@ EXPORT int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
 		if (snap.issued_ms > now || now >= snap.fresh_ms)
 			goto slow;
 		if (snap.len >= size)
-			return too_small(snap.len, ret_len);
+			return fail_too_small(snap.len, ret_len);
 		buf[snap.len] = 0;
 		*ret_len = snap.len;
 		return UCAASAUTH_OK;

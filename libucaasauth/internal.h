@@ -23,7 +23,33 @@
 int fail(int status, const char *fmt, ...) PRINTF(2, 3);
 int fail_errno(int status, int err, const char *what, const char *path);
 
-/* file.c: files that hold secrets or decide where secrets go. */
+/* A buffer too small for a header of len bytes: UCAASAUTH_E_TOOSMALL
+ * with the length the caller needs. */
+static inline int fail_too_small(size_t len, size_t *ret_len)
+{
+	*ret_len = len;
+	return fail(UCAASAUTH_E_TOOSMALL,
+	            "the header is %zu bytes, the buffer holds less (%zu bytes "
+	            "are needed with the NUL)",
+	            len, len + 1);
+}
+
+/* Copies a header out to the caller as ucaasauth_header() promises. Here,
+ * below every file that hands a header out (the hot path, the daemon
+ * client, the basic provider), so that none of them calls back up. */
+static inline int copy_out(const char *header, size_t len, char *buf,
+                           size_t size, size_t *ret_len)
+{
+	if (len >= size)
+		return fail_too_small(len, ret_len);
+	memcpy(buf, header, len);
+	buf[len] = 0;
+	*ret_len = len;
+	return UCAASAUTH_OK;
+}
+
+/* file.c: files that hold secrets or decide where secrets go or what
+ * runs. */
 enum file_owner {
 	OWNER_SELF,        /* owned by the effective uid, no access for others */
 	OWNER_SELF_OR_ROOT, /* owned by us or root, writable by nobody else */
@@ -31,6 +57,21 @@ enum file_owner {
 	 * (group bits may show an ACL's mask) */
 	OWNER_CREDENTIALS_DIR
 };
+#define NO_UID ((uid_t)-1)
+struct stat;
+/*
+ * The one owner and mode check: st must be of `type` (S_IFREG, S_IFDIR),
+ * owned by the effective uid, by `also` (NO_UID: nobody else) or, where
+ * the rule allows it, root, without the mode bits the rule forbids.
+ * Failures return `status`, the detail naming what, path, the owner or
+ * mode found and the one expected.
+ */
+int file_check(const struct stat *st, mode_t type, enum file_owner owner,
+               uid_t also, const char *what, const char *path, int status);
+/* A module or command that only root or we could have written: the
+ * file, the directory named and the one it really lies in
+ * (UCAASAUTH_E_CONFIG). */
+int file_trusted(const char *path, const char *what);
 /*
  * Reads a whole regular file of at most `max` bytes, after checking its
  * type, owner and mode the way ssh checks a private key. With `secret`
@@ -293,8 +334,5 @@ int refresh(struct ucaasauth *ua, struct segment *seg,
             const struct lease *lease);
 /* Takes the lease and refreshes: 1 when another refresher holds it. */
 int refresh_now(struct ucaasauth *ua);
-/* Copies a header out to the caller as ucaasauth_header() promises. */
-int copy_out(const char *header, size_t len, char *buf, size_t size,
-             size_t *ret_len);
 
 #endif

@@ -24,7 +24,8 @@
 #include <json-c/printbuf.h>
 #include <sodium.h>
 
-#include "internal.h"
+#include "cache.h"
+#include "stack.h"
 
 #ifndef LIBCURL_SONAME
 #define LIBCURL_SONAME "libcurl.so.4"
@@ -530,3 +531,43 @@ void login_free(struct login *login)
 		sym_curl_easy_cleanup(login->easy);
 	login->easy = NULL;
 }
+
+/* The login provider behind the stack's interface. */
+static int login_open(void **ret_state,
+                      const struct ucaasauth_provider_args *args)
+{
+	/* The provider, not the handle: ucaas-authd's reload moves opened
+	 * providers to another handle (provider->ua follows). */
+	*ret_state = provider_of(args);
+	return 0;
+}
+
+static int login_header(void *state, char *buf, size_t size, size_t *ret_len,
+                        long *ret_lifetime)
+{
+	struct ucaasauth *ua = ((struct provider *)state)->ua;
+	size_t prefix = strlen(TOKEN_PREFIX);
+	int ttl = 0, r;
+
+	assert(size > HEADER_MAX);
+	memcpy(buf, TOKEN_PREFIX, prefix);
+	r = login_fetch(&ua->login, ua->profile, ua->secrets, buf + prefix,
+	                &ttl);
+	if (r < 0)
+		return r;
+	*ret_len = strlen(buf);
+	*ret_lifetime = ttl;
+	return 0;
+}
+
+static void login_close(void *state)
+{
+}
+
+const struct ucaasauth_provider login_provider = {
+	.abi_version = UCAASAUTH_PROVIDER_ABI,
+	.name = "login",
+	.open = login_open,
+	.fetch = login_header,
+	.close = login_close,
+};

@@ -212,14 +212,11 @@ ssize_t message_recv(int sock, char *buf, size_t size, int flags,
 	return n;
 }
 
-int socket_dir_check(const char *socket, const uid_t *owners, size_t n,
-                     int status)
+int socket_dir_check(const char *socket, uid_t also, int status)
 {
-	char dir[PATH_MAX], who[128] = "root";
+	char dir[PATH_MAX];
 	struct stat st;
 	const char *slash = strrchr(socket, '/');
-	bool owner_ok;
-	size_t w = strlen(who);
 
 	if (!slash || slash == socket ||
 	    (size_t)(slash - socket) >= sizeof(dir))
@@ -229,25 +226,8 @@ int socket_dir_check(const char *socket, const uid_t *owners, size_t n,
 	dir[slash - socket] = 0;
 	if (lstat(dir, &st) < 0)
 		return fail_errno(status, errno, "socket directory", dir);
-	owner_ok = st.st_uid == 0;
-	for (size_t i = 0; i < n; i++) {
-		owner_ok = owner_ok || st.st_uid == owners[i];
-		if (owners[i] != 0 && owners[i] != (uid_t)-1 &&
-		    w < sizeof(who))
-			w += snprintf(who + w, sizeof(who) - w, " or uid %u",
-			              (unsigned)owners[i]);
-	}
 	/* Whoever may write the directory may put a socket of theirs at
 	 * the path. */
-	if (!S_ISDIR(st.st_mode) || !owner_ok || (st.st_mode & 022))
-		return fail(status,
-		            "socket directory %s: must be a directory owned by "
-		            "%s and writable by nobody else (it is %s of uid "
-		            "%u, mode %04o)",
-		            dir, who,
-		            S_ISDIR(st.st_mode) ? "a directory"
-		                                : "not a directory",
-		            (unsigned)st.st_uid,
-		            (unsigned)(st.st_mode & 07777));
-	return 0;
+	return file_check(&st, S_IFDIR, OWNER_SELF_OR_ROOT, also,
+	                  "socket directory", dir, status);
 }

@@ -50,11 +50,11 @@ ssize_t message_recv(int sock, char *buf, size_t size, int flags,
 
 /*
  * The socket's directory, as both sides check it: a directory (not a
- * symbolic link), owned by root or by one of `owners` (n of them), and
- * not writable by group or others, so that no one else can put another
- * socket at the path. `status` and the detail on failure.
+ * symbolic link), owned by root, the caller or `also` (the daemon's user,
+ * or NO_UID), and not writable by group or others, so that no one else
+ * can put another socket at the path. `status` and the detail on
+ * failure (file_check()'s rule OWNER_SELF_OR_ROOT).
  */
-int socket_dir_check(const char *socket, const uid_t *owners, size_t n,
-                     int status);
+int socket_dir_check(const char *socket, uid_t also, int status);
 
 #endif

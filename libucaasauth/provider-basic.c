@@ -1,7 +1,7 @@
 /* The basic provider: "Authorization: Basic base64(APP_ID:APP_KEY)". */
 #include <sodium.h>
 
-#include "internal.h"
+#include "stack.h"
 
 #define BASIC_PREFIX "Authorization: Basic "
 
@@ -33,3 +33,38 @@ int basic_header(const char *app_id, const char *app_key, char **ret,
 	*ret_len = strlen(header);
 	return 0;
 }
+
+static int basic_open(void **ret_state,
+                      const struct ucaasauth_provider_args *args)
+{
+	struct ucaasauth *ua = provider_handle(args);
+	size_t len;
+	char *header;
+	int r;
+
+	r = basic_header(args->app_id, ua->secrets->app_key, &header, &len);
+	if (r == 0)
+		*ret_state = header;
+	return r;
+}
+
+static int basic_fetch(void *state, char *buf, size_t size, size_t *ret_len,
+                       long *ret_lifetime)
+{
+	*ret_lifetime = 0;
+	return copy_out(state, strlen(state), buf, size, ret_len);
+}
+
+static void basic_close(void *state)
+{
+	if (state)
+		sodium_free(state);
+}
+
+const struct ucaasauth_provider basic_provider = {
+	.abi_version = UCAASAUTH_PROVIDER_ABI,
+	.name = "basic",
+	.open = basic_open,
+	.fetch = basic_fetch,
+	.close = basic_close,
+};

@@ -110,7 +110,7 @@ static int exec_open(void **ret_state, const struct ucaasauth_provider_args *arg
 
 	/* The command runs with our privileges: only root or we may have
 	 * written it, as for modules. */
-	r = provider_check_file(args->argv[0], "exec command");
+	r = file_trusted(args->argv[0], "exec command");
 	if (r < 0)
 		return r;
 	if (access(args->argv[0], X_OK) < 0)

@@ -1,4 +1,6 @@
-/* The provider stack: see provider.c, provider-exec.c and provider.h. */
+/* The provider stack (stack.c) and its providers: the built-in ones in
+ * provider-basic.c, login.c and provider-exec.c, modules loaded by
+ * provider-module.c; their interface is provider.h. */
 #ifndef UCAASAUTH_STACK_H
 #define UCAASAUTH_STACK_H
 
@@ -15,7 +17,13 @@ struct provider {
 	void *dl; /* a module's dlopen() handle */
 };
 
+extern const struct ucaasauth_provider basic_provider;
+extern const struct ucaasauth_provider login_provider;
 extern const struct ucaasauth_provider exec_provider;
+
+/* provider-module.c: loads module_dir/NAME.so for p's entry into p->dl
+ * and p->ops. */
+int module_load(struct provider *p, const char *module_dir);
 
 int stack_open(struct ucaasauth *ua);
 void stack_close(struct ucaasauth *ua);
@@ -24,9 +32,19 @@ void stack_close(struct ucaasauth *ua);
 int stack_fetch(struct ucaasauth *ua, char *buf, size_t size,
                 size_t *ret_len, long *ret_lifetime, int *ret_who);
 
-/* The handle behind a built-in provider's args. */
-struct ucaasauth *provider_handle(const struct ucaasauth_provider_args *args);
-/* A module or command that only root or we could have written. */
-int provider_check_file(const char *path, const char *what);
+/* The opened provider, and its handle, behind a built-in provider's
+ * args. */
+static inline struct provider *
+provider_of(const struct ucaasauth_provider_args *args)
+{
+	return (struct provider *)((char *)args -
+	                           offsetof(struct provider, args));
+}
+
+static inline struct ucaasauth *
+provider_handle(const struct ucaasauth_provider_args *args)
+{
+	return provider_of(args)->ua;
+}
 
 #endif

@@ -811,7 +811,7 @@ static void test_squat(void)
 	check_squat_refused("mode 0777");
 	CHECK_INT(chmod(dir, 0755), 0);
 	CHECK_INT(chown(dir, NOBODY, NOBODY), 0);
-	check_squat_refused("of uid 65534");
+	check_squat_refused("owned by uid 65534");
 
 	CHECK_INT(kill(fake_pid, SIGKILL), 0);
 	CHECK_INT(waitpid(fake_pid, NULL, 0), fake_pid);

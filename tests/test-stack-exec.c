@@ -1118,7 +1118,7 @@ static void test_dir_link(void)
 	char buf[4096];
 
 	printf("exec: command %s/cat\n", bin_link);
-	/* Regression (fixed): provider.c check_trusted() lstat()s the command's directory,
+	/* Regression (fixed): file.c check_trusted() lstat()s the command's directory,
 	 * so a directory reached through a symbolic link (owned by root,
 	 * mode 0777 as links are) is refused with the misleading "directory
 	 * of /bin: not a directory": `provider = exec /bin/cat ...` fails to

@@ -404,7 +404,7 @@ static void test_dir_link(void)
 {
 	char buf[4096];
 
-	/* Regression (fixed): provider.c check_trusted() lstat()s the module directory, so
+	/* Regression (fixed): file.c check_trusted() lstat()s the module directory, so
 	 * module_dir = a symbolic link to a good directory (owned by us,
 	 * mode 0755) is refused with "directory of DIR: not a directory";
 	 * it should check the directory the link leads to and load
@@ -425,7 +425,7 @@ static void test_open_silent(void)
 	CHECK_INT(ucaasauth_open(&ua, "open-silent", 0),
 	          UCAASAUTH_E_UNAVAILABLE);
 	CHECK(ua == NULL);
-	/* Regression (fixed): provider.c stack_open(): when a module's open() fails with a
+	/* Regression (fixed): stack.c stack_open(): when a module's open() fails with a
 	 * UCAASAUTH_E_* status and without calling args->error, the status
 	 * is returned bare and ucaasauth_last_error() still holds the text
 	 * of the previous, unrelated failure ("no profile

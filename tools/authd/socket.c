@@ -21,7 +21,6 @@ static int make_socket_dir(const char *sock)
 {
 	char dir[PATH_MAX];
 	gid_t group = (gid_t)-1;
-	uid_t self = geteuid();
 	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", sock);
@@ -52,7 +51,7 @@ static int make_socket_dir(const char *sock)
 		        strerror(errno));
 		return -1;
 	}
-	if (socket_dir_check(sock, &self, 1, UCAASAUTH_E_CONFIG) < 0) {
+	if (socket_dir_check(sock, NO_UID, UCAASAUTH_E_CONFIG) < 0) {
 		log_msg(LOG_ERR, "%s", ucaasauth_last_error());
 		return -1;
 	}

@@ -1,7 +1,8 @@
 /*
  * The provider stack: a profile's providers, in order, each with a pam.d
- * control word; the built-in basic and login providers behind the module
- * interface of provider.h; and the loading of modules.
+ * control word, run behind the interface of provider.h. The built-in
+ * providers live beside what they wrap (provider-basic.c, login.c,
+ * provider-exec.c), modules are loaded by provider-module.c.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,11 +16,7 @@
 #include <sodium.h>
 
 #include "cache.h"
-#include "provider.h"
 #include "stack.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define LIFETIME_MAX 86400L
 
@@ -50,179 +47,6 @@ static int module_status(int r, int other)
 		return r;
 	}
 	return other;
-}
-
-struct ucaasauth *provider_handle(const struct ucaasauth_provider_args *args)
-{
-	return container_of(args, struct provider, args)->ua;
-}
-
-static int basic_open(void **ret_state,
-                      const struct ucaasauth_provider_args *args)
-{
-	struct ucaasauth *ua = provider_handle(args);
-	size_t len;
-	char *header;
-	int r;
-
-	r = basic_header(args->app_id, ua->secrets->app_key, &header, &len);
-	if (r == 0)
-		*ret_state = header;
-	return r;
-}
-
-static int basic_fetch(void *state, char *buf, size_t size, size_t *ret_len,
-                       long *ret_lifetime)
-{
-	*ret_lifetime = 0;
-	return copy_out(state, strlen(state), buf, size, ret_len);
-}
-
-static void basic_close(void *state)
-{
-	if (state)
-		sodium_free(state);
-}
-
-static int login_open(void **ret_state,
-                      const struct ucaasauth_provider_args *args)
-{
-	/* The provider, not the handle: ucaas-authd's reload moves opened
-	 * providers to another handle (provider->ua follows). */
-	*ret_state = container_of(args, struct provider, args);
-	return 0;
-}
-
-static int login_header(void *state, char *buf, size_t size, size_t *ret_len,
-                        long *ret_lifetime)
-{
-	struct ucaasauth *ua = ((struct provider *)state)->ua;
-	size_t prefix = strlen(TOKEN_PREFIX);
-	int ttl = 0, r;
-
-	assert(size > HEADER_MAX);
-	memcpy(buf, TOKEN_PREFIX, prefix);
-	r = login_fetch(&ua->login, ua->profile, ua->secrets, buf + prefix,
-	                &ttl);
-	if (r < 0)
-		return r;
-	*ret_len = strlen(buf);
-	*ret_lifetime = ttl;
-	return 0;
-}
-
-static void login_close(void *state)
-{
-}
-
-static const struct ucaasauth_provider basic_provider = {
-	.abi_version = UCAASAUTH_PROVIDER_ABI,
-	.name = "basic",
-	.open = basic_open,
-	.fetch = basic_fetch,
-	.close = basic_close,
-};
-
-static const struct ucaasauth_provider login_provider = {
-	.abi_version = UCAASAUTH_PROVIDER_ABI,
-	.name = "login",
-	.open = login_open,
-	.fetch = login_header,
-	.close = login_close,
-};
-
-/* PAM's rule for its modules: a file or directory that anyone but root
- * or us could write could run anyone's code in our process. Directories
- * are judged where their links lead. */
-static int check_trusted(const char *path, const char *what, bool dir)
-{
-	struct stat st;
-	uid_t uid = geteuid();
-
-	if ((dir ? stat(path, &st) : lstat(path, &st)) < 0)
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
-		            strerror(errno));
-	if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: not a %s", what, path,
-		            dir ? "directory" : "regular file");
-	if (st.st_uid != 0 && st.st_uid != uid)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "%s %s: owned by uid %u, expected root or %u", what,
-		            path, (unsigned)st.st_uid, (unsigned)uid);
-	if (st.st_mode & 022)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "%s %s: mode %04o lets group or others write it",
-		            what, path, (unsigned)(st.st_mode & 07777));
-	return 0;
-}
-
-/* The directory part of path, "/" for a file at the root. */
-static void parent(const char *path, char *out, size_t size)
-{
-	char *slash;
-
-	snprintf(out, size, "%s", path);
-	slash = strrchr(out, '/');
-	if (slash)
-		slash[slash == out ? 1 : 0] = 0;
-}
-
-int provider_check_file(const char *path, const char *what)
-{
-	char dir[PATH_MAX], real[PATH_MAX];
-	int r;
-
-	if (path[0] != '/')
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: not an absolute path",
-		            what, path);
-	/* The directory named (whoever can write it can swap the name),
-	 * then the file where it really is, and the directory holding it. */
-	parent(path, dir, sizeof(dir));
-	r = check_trusted(dir, "directory of", true);
-	if (r < 0)
-		return r;
-	if (!realpath(path, real))
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
-		            strerror(errno));
-	parent(real, dir, sizeof(dir));
-	r = check_trusted(dir, "directory of", true);
-	return r < 0 ? r : check_trusted(real, what, false);
-}
-
-static int module_load(struct provider *p, const char *module_dir)
-{
-	char path[PATH_MAX];
-	const struct ucaasauth_provider *ops;
-	int r;
-
-	if (snprintf(path, sizeof(path), "%s/%s.so", module_dir,
-	             p->entry->name) >= (int)sizeof(path))
-		return fail(UCAASAUTH_E_CONFIG, "module %s: path too long",
-		            p->entry->name);
-	r = provider_check_file(path, "module");
-	if (r < 0)
-		return r;
-	/* RTLD_LOCAL: its symbols serve it alone. */
-	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!p->dl)
-		return fail(UCAASAUTH_E_CONFIG, "module %s: %s", path,
-		            dlerror());
-	ops = dlsym(p->dl, UCAASAUTH_PROVIDER_SYMBOL);
-	if (!ops)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "module %s: no symbol " UCAASAUTH_PROVIDER_SYMBOL
-		            ": not a libucaasauth provider",
-		            path);
-	if (ops->abi_version != UCAASAUTH_PROVIDER_ABI)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "module %s: provider interface version %u, this "
-		            "library speaks version %d",
-		            path, ops->abi_version, UCAASAUTH_PROVIDER_ABI);
-	if (!ops->open || !ops->fetch || !ops->close)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "module %s: a callback is missing", path);
-	p->ops = ops;
-	return 0;
 }
 
 int stack_open(struct ucaasauth *ua)
