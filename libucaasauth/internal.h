@@ -206,6 +206,19 @@ enum { NEEDS_APP_KEY = 1, NEEDS_LOGIN = 2 };
 unsigned profile_needs(const struct profile *p);
 const char *secrets_missing(const struct secrets *secrets, unsigned needs);
 
+/* json.c: JSON whose strings may be secret. json_parse_object() parses
+ * text as exactly one JSON object: 0 and *ret (free it with
+ * json_free_wiped()), UCAASAUTH_E_PROTOCOL ("WHAT is not one JSON
+ * document", "... is not a JSON object") or UCAASAUTH_E_NOMEM. Whatever
+ * the outcome, every string the parse made is wiped before it is freed.
+ * json_get_string(): obj's member `key` if it is a string. */
+struct json_object;
+int json_parse_object(const char *text, size_t len, const char *what,
+                      struct json_object **ret);
+void json_free_wiped(struct json_object *obj);
+bool json_get_string(struct json_object *obj, const char *key,
+                     const char **ret, size_t *ret_len);
+
 /* provider-basic.c: "Authorization: Basic base64(app_id:app_key)" in
  * sodium_malloc memory. */
 int basic_header(const char *app_id, const char *app_key, char **ret,

@@ -1,7 +1,7 @@
 /*
  * The login provider: POST {api_base}/login, and the judgement of its
- * answer. libcurl and json-c failures are mapped to statuses here and
- * nowhere else.
+ * answer. libcurl failures are mapped to statuses here and nowhere else
+ * (json-c's in json.c).
  *
  * libcurl is not linked: it is dlopen()ed when the first login is about
  * to happen, so that a process that never logs in (a daemon client, a
@@ -21,7 +21,6 @@
 
 #include <curl/curl.h>
 #include <json-c/json.h>
-#include <json-c/printbuf.h>
 #include <sodium.h>
 
 #include "cache.h"
@@ -219,44 +218,27 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* json-c 0.16 has no json_tokener_error_memory: an allocation that fails
- * inside its parser ends the parse as if the text stopped there, or drops
- * a piece of a string, with no error. malloc's ENOMEM is the only trace,
- * so callers clear errno before parsing. */
-static bool out_of_memory(struct json_tokener *tok)
-{
-#if JSON_C_VERSION_NUM >= (17 << 8)
-	if (json_tokener_get_error(tok) == json_tokener_error_memory)
-		return true;
-#endif
-	return errno == ENOMEM;
-}
-
-/* The server's own words, made safe to put in a message. */
+/* The server's own words, made safe to put in a message: 0, also when
+ * there are none, or UCAASAUTH_E_NOMEM. */
 static int server_msg(const char *body, size_t len, char *out, size_t size)
 {
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *obj = NULL, *msg;
-	size_t o = 0;
-	int r = 0;
+	struct json_object *obj;
+	const char *msg;
+	size_t n, o = 0;
+	int r;
 
 	out[0] = 0;
-	if (!tok)
-		return UCAASAUTH_E_NOMEM;
-	errno = 0;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (out_of_memory(tok))
-		r = UCAASAUTH_E_NOMEM;
-	else if (obj && json_object_object_get_ex(obj, "msg", &msg) &&
-	         json_object_is_type(msg, json_type_string)) {
-		for (const char *c = json_object_get_string(msg);
-		     *c && o + 1 < size && o < 120; c++)
-			out[o++] = isprint((unsigned char)*c) ? *c : '?';
+	r = json_parse_object(body, len, "the answer", &obj);
+	if (r < 0)
+		return r == UCAASAUTH_E_NOMEM ? r : 0;
+	if (json_get_string(obj, "msg", &msg, &n)) {
+		for (size_t i = 0; i < n && o + 1 < size && o < 120; i++)
+			out[o++] = isprint((unsigned char)msg[i]) ? msg[i]
+			                                          : '?';
 		out[o] = 0;
 	}
-	json_object_put(obj);
-	json_tokener_free(tok);
-	return r;
+	json_free_wiped(obj);
+	return 0;
 }
 
 static bool token_valid(const char *t, size_t len)
@@ -274,9 +256,8 @@ static bool token_valid(const char *t, size_t len)
 int login_parse(long http_status, const char *body, size_t len,
                 const char *url, int default_ttl, char *token, int *ret_ttl)
 {
-	struct json_tokener *tok;
-	struct json_object *obj, *t, *exp;
-	char msg[128];
+	struct json_object *obj, *exp;
+	char msg[128], what[1200];
 	const char *s;
 	size_t n;
 	int ttl = default_ttl, r;
@@ -301,34 +282,15 @@ int login_parse(long http_status, const char *body, size_t len,
 		return fail(UCAASAUTH_E_PROTOCOL, "POST %s: unexpected HTTP %ld%s%s",
 		            url, http_status, msg[0] ? ": " : "", msg);
 
-	tok = json_tokener_new();
-	if (!tok)
-		return fail(UCAASAUTH_E_NOMEM, "out of memory");
-	errno = 0;
-	obj = json_tokener_parse_ex(tok, body, (int)len);
-	if (out_of_memory(tok)) {
-		r = fail(UCAASAUTH_E_NOMEM, "POST %s: out of memory", url);
-		goto out;
-	}
-	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
-		r = fail(UCAASAUTH_E_PROTOCOL,
-		         "POST %s: the answer is not one JSON document", url);
-		goto out;
-	}
-	if (!json_object_is_type(obj, json_type_object)) {
-		r = fail(UCAASAUTH_E_PROTOCOL,
-		         "POST %s: the answer is not a JSON object", url);
-		goto out;
-	}
-	if (!json_object_object_get_ex(obj, "token", &t) ||
-	    !json_object_is_type(t, json_type_string)) {
+	snprintf(what, sizeof(what), "POST %s: the answer", url);
+	r = json_parse_object(body, len, what, &obj);
+	if (r < 0)
+		return r;
+	if (!json_get_string(obj, "token", &s, &n)) {
 		r = fail(UCAASAUTH_E_PROTOCOL,
 		         "POST %s: the answer has no \"token\" string", url);
 		goto out;
 	}
-	s = json_object_get_string(t);
-	n = (size_t)json_object_get_string_len(t);
 	if (!token_valid(s, n) || strlen(s) != n) {
 		r = fail(UCAASAUTH_E_PROTOCOL,
 		         "POST %s: the token is empty, longer than %d bytes, or "
@@ -354,16 +316,7 @@ int login_parse(long http_status, const char *body, size_t len,
 	*ret_ttl = ttl;
 	r = 0;
 out:
-	if (obj && json_object_object_get_ex(obj, "token", &t) &&
-	    json_object_is_type(t, json_type_string))
-		sodium_memzero((char *)json_object_get_string(t),
-		               (size_t)json_object_get_string_len(t));
-	json_object_put(obj);
-	/* The tokener collected the token in a buffer of its own, which
-	 * json_tokener_free() would free unwiped. */
-	if (tok->pb && tok->pb->buf)
-		sodium_memzero(tok->pb->buf, (size_t)tok->pb->size);
-	json_tokener_free(tok);
+	json_free_wiped(obj);
 	return r;
 }
 
@@ -371,23 +324,27 @@ out:
  * wiped before they are freed. */
 static int make_body(const struct secrets *secrets, char **ret, size_t *ret_len)
 {
+	const char *keys[] = {"email", "password"};
+	const char *values[] = {secrets->email, secrets->password};
 	struct json_object *obj = json_object_new_object();
-	struct json_object *email = json_object_new_string(secrets->email);
-	struct json_object *password = json_object_new_string(secrets->password);
 	const char *s = NULL;
 	size_t len = 0;
 	char *body;
 	int r = 0;
 
-	if (!obj || !email || !password) {
-		json_object_put(email);
-		json_object_put(password);
-		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
-		goto out;
+	for (size_t i = 0; obj && i < ARRAY_SIZE(keys); i++) {
+		struct json_object *v = json_object_new_string(values[i]);
+
+		if (!v || json_object_object_add(obj, keys[i], v) < 0) {
+			json_free_wiped(v);
+			r = fail(UCAASAUTH_E_NOMEM, "out of memory");
+			goto out;
+		}
 	}
-	json_object_object_add(obj, "email", email);
-	json_object_object_add(obj, "password", password);
-	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	s = obj ? json_object_to_json_string_length(obj,
+	                                            JSON_C_TO_STRING_PLAIN,
+	                                            &len)
+	        : NULL;
 	body = s ? sodium_malloc(len + 1) : NULL;
 	if (!body) {
 		r = fail(UCAASAUTH_E_NOMEM, "out of memory");
@@ -399,10 +356,7 @@ static int make_body(const struct secrets *secrets, char **ret, size_t *ret_len)
 out:
 	if (s)
 		sodium_memzero((char *)s, len);
-	if (password)
-		sodium_memzero((char *)json_object_get_string(password),
-		               strlen(secrets->password));
-	json_object_put(obj);
+	json_free_wiped(obj);
 	return r;
 }
 

@@ -27,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,7 +42,6 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <json-c/printbuf.h>
 #include <sodium.h>
 
 #include "cache.h"
@@ -177,109 +177,23 @@ static time_t parse_rfc3339(const char *s)
 	return t == -1 ? -1 : t - offset;
 }
 
-/*
- * json-c 0.16 has no json_tokener_error_memory: an allocation that fails
- * inside its parser ends the parse as if the text stopped there, or drops
- * a piece of a string, with no error. malloc's ENOMEM is the only trace,
- * so errno is cleared before parsing. (login.c's rule, the same here.)
- */
-static bool out_of_memory(struct json_tokener *tok)
+int exec_parse(const char *out, size_t len, const char *cmd, char *buf,
+               size_t size, size_t *ret_len, long *ret_lifetime)
 {
-#if JSON_C_VERSION_NUM >= (17 << 8)
-	if (json_tokener_get_error(tok) == json_tokener_error_memory)
-		return true;
-#endif
-	return errno == ENOMEM;
-}
-
-/* Every string json-c made of the answer: string values, member names,
- * and the digits it keeps of a decimal number to print it back. */
-static void wipe_value(struct json_object *v, int depth)
-{
-	char *digits;
-
-	if (!v || depth > JSON_TOKENER_DEFAULT_DEPTH + 1)
-		return;
-	switch (json_object_get_type(v)) {
-	case json_type_string:
-		sodium_memzero((char *)json_object_get_string(v),
-		               (size_t)json_object_get_string_len(v));
-		break;
-	case json_type_double:
-		digits = json_object_get_userdata(v);
-		if (digits)
-			sodium_memzero(digits, strlen(digits));
-		break;
-	case json_type_array:
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			wipe_value(json_object_array_get_idx(v, i), depth + 1);
-		break;
-	case json_type_object: {
-		/* Only freed afterwards: lh_table frees its names without
-		 * hashing them again. */
-		json_object_object_foreach(v, name, member) {
-			wipe_value(member, depth + 1);
-			sodium_memzero(name, strlen(name));
-		}
-		break;
-	}
-	default: /* booleans, integers, null: nothing kept as text */
-		break;
-	}
-}
-
-/* Wipes and frees what a parse left: the answer, and what the tokener
- * still holds after a failed one (partial objects, a member name, the
- * buffer in which it collected each string), which json_tokener_free()
- * would free unwiped. */
-static void wipe_parse(struct json_object *obj, struct json_tokener *tok)
-{
-	wipe_value(obj, 0);
-	json_object_put(obj);
-	for (int i = 0; i <= tok->depth && i < tok->max_depth; i++) {
-		wipe_value(tok->stack[i].current, 0);
-		if (tok->stack[i].obj_field_name)
-			sodium_memzero(tok->stack[i].obj_field_name,
-			               strlen(tok->stack[i].obj_field_name));
-	}
-	if (tok->pb && tok->pb->buf)
-		sodium_memzero(tok->pb->buf, (size_t)tok->pb->size);
-	json_tokener_free(tok);
-}
-
-/* Judges the command's JSON: one safe header line and its lifetime. */
-static int judge(const char *out, size_t len, const char *cmd, char *buf,
-                 size_t size, size_t *ret_len, long *ret_lifetime)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *obj = NULL, *v;
+	struct json_object *obj, *v;
 	const char *s, *prefix;
+	char what[PATH_MAX + 32];
 	long lifetime = 0;
 	size_t slen;
 	int r;
 
-	if (!tok)
-		return fail(UCAASAUTH_E_NOMEM, "out of memory");
-	errno = 0;
-	obj = json_tokener_parse_ex(tok, out, (int)len);
-	if (out_of_memory(tok)) {
-		r = fail(UCAASAUTH_E_NOMEM, "exec command %s: out of memory",
-		         cmd);
-		goto out;
-	}
-	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len ||
-	    !json_object_is_type(obj, json_type_object)) {
-		r = fail(UCAASAUTH_E_PROTOCOL,
-		         "exec command %s: its output is not one JSON object",
-		         cmd);
-		goto out;
-	}
-	if (json_object_object_get_ex(obj, "header", &v) &&
-	    json_object_is_type(v, json_type_string)) {
+	snprintf(what, sizeof(what), "exec command %s: its output", cmd);
+	r = json_parse_object(out, len, what, &obj);
+	if (r < 0)
+		return r;
+	if (json_get_string(obj, "header", &s, &slen)) {
 		prefix = "";
-	} else if (json_object_object_get_ex(obj, "token", &v) &&
-	           json_object_is_type(v, json_type_string)) {
+	} else if (json_get_string(obj, "token", &s, &slen)) {
 		prefix = TOKEN_PREFIX;
 	} else {
 		r = fail(UCAASAUTH_E_PROTOCOL,
@@ -287,8 +201,6 @@ static int judge(const char *out, size_t len, const char *cmd, char *buf,
 		         cmd);
 		goto out;
 	}
-	s = json_object_get_string(v);
-	slen = (size_t)json_object_get_string_len(v);
 	/* The rest (CR, LF, control characters) is judged for every
 	 * provider by the stack. */
 	if (slen == 0 || strlen(s) != slen ||
@@ -331,7 +243,7 @@ static int judge(const char *out, size_t len, const char *cmd, char *buf,
 out:
 	if (r < 0)
 		sodium_memzero(buf, size);
-	wipe_parse(obj, tok);
+	json_free_wiped(obj);
 	return r;
 }
 
@@ -959,7 +871,8 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		         "exec command %s: exit status %d: %s", cmd,
 		         WEXITSTATUS(m.value), said(err, err_len));
 	else
-		r = judge(out, out_len, cmd, buf, size, ret_len, ret_lifetime);
+		r = exec_parse(out, out_len, cmd, buf, size, ret_len,
+		               ret_lifetime);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (outp[i] >= 0)

@@ -21,6 +21,11 @@ extern const struct ucaasauth_provider basic_provider;
 extern const struct ucaasauth_provider login_provider;
 extern const struct ucaasauth_provider exec_provider;
 
+/* provider-exec.c: judges an exec command's output (JSON): one header
+ * line into buf and its lifetime (0: none given). */
+int exec_parse(const char *out, size_t len, const char *cmd, char *buf,
+               size_t size, size_t *ret_len, long *ret_lifetime);
+
 /* provider-module.c: loads module_dir/NAME.so for p's entry into p->dl
  * and p->ops. */
 int module_load(struct provider *p, const char *module_dir);

@@ -745,7 +745,7 @@ static void test_hygiene(void)
 	sodium_memzero(hyg->expect, sizeof(hyg->expect));
 	CHECK_INT(stack_header_once("hygiene", buf, sizeof(buf)),
 	          UCAASAUTH_E_PROTOCOL);
-	CHECK_ERROR_HAS("its output is not one JSON object");
+	CHECK_ERROR_HAS("its output is not one JSON document");
 	header_left = copies_of(0, &header_stack);
 	other_left = copies_of(1, &other_stack);
 	printf("hygiene: cut short, %d copies of the header's secret (%d in "
@@ -808,10 +808,10 @@ static void test_bad_answers(void)
 	static const struct {
 		const char *profile, *detail;
 	} cases[] = {
-		{"garbage", "its output is not one JSON object"},
-		{"empty", "its output is not one JSON object"},
-		{"array", "its output is not one JSON object"},
-		{"trailing", "its output is not one JSON object"},
+		{"garbage", "its output is not one JSON document"},
+		{"empty", "its output is not one JSON document"},
+		{"array", "its output is not a JSON object"},
+		{"trailing", "its output is not one JSON document"},
 		{"notoken", "no \"token\" or \"header\" string"},
 		{"numtoken", "no \"token\" or \"header\" string"},
 		{"emptytoken", "an empty, overlong or unsafe token"},

@@ -161,7 +161,7 @@ static const struct stack_case up_cases[] = {
 	{L_401, "optional login; sufficient exec fail X", UNAVAIL, NULL,
 	 "login X", "exit status 3"},
 	{L_OK, "optional sample deny A; sufficient exec garbage X", PROTOCOL,
-	 NULL, "A X", "not one JSON object"},
+	 NULL, "A X", "not one JSON document"},
 	{L_503, "optional sample deny A; optional login", UNAVAIL, NULL,
 	 "A login", "HTTP 503"},
 	{L_OK, "optional sample deny A; optional sample crlf B", PROTOCOL,
