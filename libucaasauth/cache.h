@@ -293,7 +293,10 @@ static inline bool snapshot_valid(const struct snapshot *snap, int64_t now)
 
 /* header.c: the token as this process's clocks see it (see usable()):
  * copies it into buf (size > HEADER_MAX) and fills *ret; true when it is
- * valid now. ret->seq is odd when the seqlock could not be read. */
+ * valid now. ret->seq is odd when the seqlock could not be read. With
+ * buf NULL and size 0, its times and length only: nothing is copied (so
+ * nothing is to be wiped) and the bytes are not judged, which is for
+ * whoever uses them (ucaas-auth status, ucaas-authd's plans). */
 bool token_view(const struct segment *seg, char *buf, size_t size,
                 struct snapshot *ret);
 

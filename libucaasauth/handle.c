@@ -170,7 +170,6 @@ void handle_info(struct ucaasauth *ua, struct handle_info *ret)
 {
 	const struct segment *view = atomic_load(&ua->view);
 	struct refresh_state *st = ret->state;
-	char tmp[HEADER_MAX + 1];
 	struct snapshot snap;
 	int64_t now = now_ms();
 
@@ -183,8 +182,7 @@ void handle_info(struct ucaasauth *ua, struct handle_info *ret)
 	if (!view || ua->basic)
 		return;
 	cache_refresh_state(view, now, st);
-	ret->valid = token_view(view, tmp, sizeof(tmp), &snap);
-	sodium_memzero(tmp, sizeof(tmp));
+	ret->valid = token_view(view, NULL, 0, &snap);
 	ret->generation = snap.generation;
 	ret->holds_header = snap.len > 0;
 	ret->expires_in_ms = ret->valid ? snap.expires_ms - now : 0;

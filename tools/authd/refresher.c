@@ -83,7 +83,6 @@ static struct timespec deadline_ts(int64_t ms)
 static void *refresher(void *arg)
 {
 	struct served *s = arg;
-	char tmp[HEADER_MAX + 1];
 	int64_t refresh_at = 0;
 	uint64_t planned_for = UINT64_MAX;
 
@@ -108,8 +107,7 @@ static void *refresher(void *arg)
 			pthread_mutex_lock(&s->mtx);
 			continue;
 		}
-		valid = token_view(seg, tmp, sizeof(tmp), &snap);
-		sodium_memzero(tmp, sizeof(tmp));
+		valid = token_view(seg, NULL, 0, &snap);
 		/* Ahead of expiry, at a random point of the first half of the
 		 * advisory window: hosts do not refresh in lockstep. */
 		if (valid && planned_for != snap.generation) {
