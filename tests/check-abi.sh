@@ -1,23 +1,31 @@
 #!/bin/bash
 # Checks that the public header, the linker version script, the built
-# library and the man page name the same functions (libfido2's check): a
-# function added to one and forgotten in another fails here. Then checks
-# that ffi.h, the plain-declarations header for FFIs, has no preprocessor
-# line and declares exactly what ucaasauth.h declares: the same prototypes
-# (whitespace and attribute macros aside), the opaque struct, the same
-# status names and values. With provider.h and its man page, also checks
-# that the page's SYNOPSIS declares exactly what provider.h declares, in
-# the same order (struct fields are ABI).
+# library, the man page and its aliases name the same functions (libfido2's
+# man/check.sh): a function added to one and forgotten in another fails
+# here. Beyond names, as libfido2 goes: the prototypes in the SYNOPSIS of
+# ucaasauth(3) must be the header's, word for word once whitespace and
+# attribute macros are aside; the aliases that docs/meson.build installs
+# (man ucaasauth_open) must be the exports. Then checks that ffi.h, the
+# plain-declarations header for FFIs, has no preprocessor line and declares
+# exactly what ucaasauth.h declares: the same prototypes, the opaque struct,
+# the same status names and values. Last, that the SYNOPSIS of
+# ucaasauth-provider(3) declares exactly what provider.h declares, in the
+# same order (struct fields are ABI).
 #
-# usage: check-abi.sh ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd ffi.h [provider.h ucaasauth-provider.3.scd]
+# usage: check-abi.sh ucaasauth.h libucaasauth.sym libucaasauth.so.1 \
+#            ucaasauth.3.scd ffi.h provider.h ucaasauth-provider.3.scd \
+#            docs/meson.build
 set -eu
 
-if [ $# -ne 5 ] && [ $# -ne 7 ]; then
-	echo "usage: $0 ucaasauth.h libucaasauth.sym libucaasauth.so.1 ucaasauth.3.scd ffi.h [provider.h ucaasauth-provider.3.scd]" >&2
+if [ $# -ne 8 ]; then
+	echo "usage: $0 ucaasauth.h libucaasauth.sym libucaasauth.so.1" \
+		"ucaasauth.3.scd ffi.h provider.h ucaasauth-provider.3.scd" \
+		"docs/meson.build" >&2
 	exit 2
 fi
-header=$1 sym=$2 lib=$3 page=$4 ffi=$5 mod=${6:-} mod_page=${7:-}
-for f in "$header" "$sym" "$lib" "$page" "$ffi" ${mod:+"$mod" "$mod_page"}; do
+header=$1 sym=$2 lib=$3 page=$4 ffi=$5 mod=$6 mod_page=$7 docs_build=$8
+for f in "$header" "$sym" "$lib" "$page" "$ffi" "$mod" "$mod_page" \
+	"$docs_build"; do
 	if [ ! -r "$f" ]; then
 		echo "check-abi: $f: not readable" >&2
 		exit 2
@@ -95,7 +103,27 @@ section == "# SYNOPSIS" {
 	}
 }' "$page" | sort -u >"$tmp/man-synopsis"
 
-sources="header sym lib man-name man-synopsis"
+# The aliases docs/meson.build installs: the quoted words of its
+# man3_aliases list.
+awk '/^man3_aliases *= *\[/ { list = 1; next }
+list && /\]/ { list = 0 }
+list {
+	line = $0; sub(/#.*/, "", line)
+	while (match(line, /'"'"'[^'"'"']*'"'"'/)) {
+		print substr(line, RSTART + 1, RLENGTH - 2)
+		line = substr(line, RSTART + RLENGTH)
+	}
+}' "$docs_build" | sort -u >"$tmp/aliases"
+
+# The first code block of a page's SYNOPSIS, as C text.
+synopsis() {
+	awk '/^# / { syn = $0 == "# SYNOPSIS"; next }
+	syn && /^```/ { if (block) exit; block = 1; next }
+	syn && block' "$1"
+}
+synopsis "$page" >"$tmp/synopsis.c"
+
+sources="header sym lib man-name man-synopsis aliases"
 label() {
 	case $1 in
 	header) echo "$header (prototypes)" ;;
@@ -103,6 +131,7 @@ label() {
 	lib) echo "$lib (nm -D --defined-only)" ;;
 	man-name) echo "$page (NAME)" ;;
 	man-synopsis) echo "$page (SYNOPSIS)" ;;
+	aliases) echo "$docs_build (man3_aliases)" ;;
 	esac
 }
 short() {
@@ -112,6 +141,7 @@ short() {
 	lib) echo "${lib##*/}" ;;
 	man-name) echo "${page##*/} NAME" ;;
 	man-synopsis) echo "${page##*/} SYNOPSIS" ;;
+	aliases) echo "man3_aliases" ;;
 	esac
 }
 
@@ -194,6 +224,19 @@ decls() {
 }
 decls "$header" 1 >"$tmp/decls.header"
 decls "$ffi" 0 >"$tmp/decls.ffi"
+
+# The prototypes of ucaasauth(3) against the header's.
+proto_failed=0
+grep '^decl .*(' "$tmp/decls.header" | sort >"$tmp/protos.header" || true
+decls "$tmp/synopsis.c" 1 | grep '^decl .*(' | sort >"$tmp/protos.page" || true
+proto_n=$(grep -c . "$tmp/protos.header" || true)
+if ! cmp -s "$tmp/protos.header" "$tmp/protos.page"; then
+	echo "check-abi: the SYNOPSIS of $page does not declare the" \
+		"prototypes of $header (normalised, sorted):" >&2
+	diff -u --label "$header" --label "$page (SYNOPSIS)" \
+		"$tmp/protos.header" "$tmp/protos.page" >&2 || true
+	proto_failed=1
+fi
 ffi_failed=0
 if grep '^cpp ' "$tmp/decls.ffi" >"$tmp/ffi.cpp"; then
 	echo "check-abi: $ffi has preprocessor lines, which FFI::cdef and" \
@@ -273,23 +316,21 @@ iface() {
 }
 
 mod_failed=0
-if [ -n "$mod" ]; then
-	iface "$mod" 0 >"$tmp/iface.header"
-	iface "$mod_page" 1 >"$tmp/iface.page"
-	mod_n=$(grep -c . "$tmp/iface.header" || true)
-	if [ "$mod_n" -eq 0 ]; then
-		echo "check-abi: no declaration found in $mod" >&2
-		mod_failed=1
-	elif ! cmp -s "$tmp/iface.header" "$tmp/iface.page"; then
-		echo "check-abi: the SYNOPSIS of $mod_page does not declare" \
-			"what $mod declares (normalised, in order):" >&2
-		diff -u --label "$mod" --label "$mod_page (SYNOPSIS)" \
-			"$tmp/iface.header" "$tmp/iface.page" >&2 || true
-		mod_failed=1
-	else
-		echo "ok: ${mod_page##*/} SYNOPSIS matches ${mod##*/}" \
-			"($mod_n declarations)"
-	fi
+iface "$mod" 0 >"$tmp/iface.header"
+iface "$mod_page" 1 >"$tmp/iface.page"
+mod_n=$(grep -c . "$tmp/iface.header" || true)
+if [ "$mod_n" -eq 0 ]; then
+	echo "check-abi: no declaration found in $mod" >&2
+	mod_failed=1
+elif ! cmp -s "$tmp/iface.header" "$tmp/iface.page"; then
+	echo "check-abi: the SYNOPSIS of $mod_page does not declare" \
+		"what $mod declares (normalised, in order):" >&2
+	diff -u --label "$mod" --label "$mod_page (SYNOPSIS)" \
+		"$tmp/iface.header" "$tmp/iface.page" >&2 || true
+	mod_failed=1
+else
+	echo "ok: ${mod_page##*/} SYNOPSIS matches ${mod##*/}" \
+		"($mod_n declarations)"
 fi
 
 failed=0
@@ -297,17 +338,22 @@ for s in $sources; do
 	cmp -s "$tmp/header" "$tmp/$s" || failed=1
 done
 if [ "$failed" -eq 0 ]; then
-	echo "ok: $n functions agree"
+	echo "ok: $n functions agree (header, export list, library, man page" \
+		"NAME and SYNOPSIS, man3_aliases)"
+	if [ "$proto_failed" -eq 0 ]; then
+		echo "ok: ${page##*/} SYNOPSIS prototypes match ${header##*/}" \
+			"($proto_n prototypes)"
+	fi
 	if [ "$ffi_failed" -eq 0 ]; then
 		echo "ok: ${ffi##*/} matches ${header##*/} ($ffi_n declarations)"
 	fi
-	exit $((ffi_failed | mod_failed))
+	exit $((proto_failed | ffi_failed | mod_failed))
 fi
 
 echo "check-abi: the function lists disagree" >&2
 echo >&2
 sort -u "$tmp/header" "$tmp/sym" "$tmp/lib" "$tmp/man-name" \
-	"$tmp/man-synopsis" >"$tmp/all"
+	"$tmp/man-synopsis" "$tmp/aliases" >"$tmp/all"
 while read -r name; do
 	missing=
 	for s in $sources; do
