@@ -970,3 +970,52 @@ void cache_retire_sealed(struct segment *seg)
 	cache_drop(seg);
 	retire(seg);
 }
+
+/*
+ * A token's windows as this process's clock sees them. The deadlines are
+ * the writer's CLOCK_MONOTONIC_COARSE; a writer in another time namespace,
+ * or a suspend since, makes that clock disagree with the wall clock about
+ * the token's age. Then the wall clock, the one all processes share,
+ * decides the age, and the windows keep their offsets from the issue: a
+ * token is never valid for longer than its lifetime from now.
+ */
+static bool usable(const struct snapshot *snap, int64_t now, int64_t real,
+                   struct snapshot *ret)
+{
+	int64_t age, age_real = 0;
+	/* A wall time out of all range is no wall time. */
+	bool wall = snap->issued_real_ms > 0 &&
+	            snap->issued_real_ms <= real + LIFE_MAX_MS;
+
+	*ret = *snap;
+	if (snap->len == 0)
+		return false;
+	/* Validated: 0 <= issued <= expires, within a day of each other. */
+	age = now - snap->issued_ms;
+	if (wall)
+		age_real = real - snap->issued_real_ms;
+	if (age < 0 || (wall && (age_real - age > CLOCK_SKEW_MS ||
+	                         age - age_real > CLOCK_SKEW_MS))) {
+		if (!wall || age_real < 0)
+			return false;
+		age = age_real;
+	}
+	ret->issued_ms = now - age;
+	ret->fresh_ms = ret->issued_ms + (snap->fresh_ms - snap->issued_ms);
+	ret->renew_ms = ret->issued_ms + (snap->renew_ms - snap->issued_ms);
+	ret->expires_ms = ret->issued_ms + (snap->expires_ms - snap->issued_ms);
+	return now < ret->expires_ms;
+}
+
+bool token_view(const struct segment *seg, char *buf, size_t size,
+                struct snapshot *ret)
+{
+	struct snapshot snap;
+
+	if (!segment_read(seg, buf, size, &snap)) {
+		memset(ret, 0, sizeof(*ret));
+		ret->seq = 1; /* odd: a writer busy or dead */
+		return false;
+	}
+	return usable(&snap, now_ms(), real_ms(), ret);
+}

@@ -291,7 +291,7 @@ static inline bool snapshot_valid(const struct snapshot *snap, int64_t now)
 	       now < snap->expires_ms;
 }
 
-/* header.c: the token as this process's clocks see it (see usable()):
+/* The token as this process's clocks see it (see usable() in cache.c):
  * copies it into buf (size > HEADER_MAX) and fills *ret; true when it is
  * valid now. ret->seq is odd when the seqlock could not be read. With
  * buf NULL and size 0, its times and length only: nothing is copied (so

@@ -333,7 +333,7 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
                   size_t *ret_len);
 int daemon_reject(struct ucaasauth *ua, uint64_t generation);
 
-/* Moves the handle off a segment that cannot be used (its lock or layout
+/* view.c: moves the handle off a segment that cannot be used (its lock or layout
  * is broken, or it was retired): to the one another process rebuilt, or
  * to one it rebuilds. The old mapping stays until close (other threads
  * may be reading it). */
