@@ -125,6 +125,14 @@ static void write_config(void)
 	snprintf(path, sizeof(path), "%s/sample.so", dir);
 	stack_copy(module, path, 0644);
 
+	/* Two modules, one loaded after the other from the same
+	 * descriptor number. */
+	snprintf(path, sizeof(path), "%s/other.so", dir);
+	stack_copy(hostile_module, path, 0644);
+	module_profile("mod-two", dir,
+	               "optional sample deny\n"
+	               "provider = required other ok name=two");
+
 	/* The module's directory is fine, the one above it is not. */
 	dir_at("gp-mod", 0775, dir, sizeof(dir));
 	snprintf(sub, sizeof(sub), "%s/modules", dir);
@@ -301,6 +309,17 @@ static void test_exec_swap(void)
 	CHECK_STR(buf, "Authorization: Bearer hostile");
 }
 
+/* The second module is loaded from the descriptor number the first was
+ * loaded from (closed since): it is the second that answers, not the
+ * first handed back by dlopen() for the same /proc/self/fd/N. */
+static void test_two_modules(void)
+{
+	char buf[4096];
+
+	CHECK_INT(stack_header_once("mod-two", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "Authorization: Bearer hostile-two");
+}
+
 /*
  * Without /proc (root only, in a mount namespace of its own, with an
  * empty tmpfs on /proc): a module cannot be loaded from the descriptor
@@ -338,6 +357,7 @@ static const struct {
 	{"named-link", test_named_link},
 	{"sticky", test_sticky},
 	{"exec-later", test_exec_later},
+	{"two-modules", test_two_modules},
 	{"module-swap", test_module_swap},
 	{"exec-swap", test_exec_swap},
 	{"no-proc", test_no_proc},
