@@ -136,8 +136,7 @@ static int walk_root(struct walk *w)
 }
 
 /* where/name, or where's parent for "..". */
-static int step(const struct walk *w, const char *name, char *out,
-                size_t size)
+static int step(const struct walk *w, const char *name, char *out, size_t size)
 {
 	char *slash;
 
@@ -156,8 +155,7 @@ static int step(const struct walk *w, const char *name, char *out,
 int file_open_trusted(const char *path, const char *what, int *ret_fd)
 {
 	struct walk w = {.path = path, .what = what, .dir = -1};
-	char rest[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1],
-	     at[PATH_MAX];
+	char rest[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1], at[PATH_MAX];
 	const char *p = rest;
 	int links = 0, fd = -1, r;
 
@@ -216,8 +214,11 @@ int file_open_trusted(const char *path, const char *what, int *ret_fd)
 			}
 			/* Read from the link opened, not by its name again. */
 			n = readlinkat(fd, "", target, sizeof(target));
-			if (n < 0 || n == sizeof(target)) {
-				r = refuse_errno(&w, n < 0 ? errno : ENAMETOOLONG,
+			if (n <= 0 || n == sizeof(target)) {
+				r = refuse_errno(&w,
+				                 n < 0    ? errno
+				                 : n == 0 ? ENOENT
+				                          : ENAMETOOLONG,
 				                 "link", at);
 				break;
 			}

@@ -37,8 +37,8 @@ static int proc_name(int fd, const char *path, char *buf, size_t size)
 	for (; bit >= 0 && len + 3 < size; bit--)
 		len += (size_t)snprintf(buf + len, size - len, "%s",
 		                        n >> bit & 1 ? "./" : "/");
-	if (bit >= 0 || (size_t)snprintf(buf + len, size - len, "%d", fd) >=
-	                        size - len)
+	if (bit >= 0 ||
+	    (size_t)snprintf(buf + len, size - len, "%d", fd) >= size - len)
 		return fail(UCAASAUTH_E_CONFIG, "module %s: path too long",
 		            path);
 	/* The name must lead to the file checked: without /proc there is

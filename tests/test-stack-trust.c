@@ -35,7 +35,11 @@ static char state[300];
 
 /* The swap: swap_from renamed over swap_to at the next call of the
  * function armed. */
-enum { SWAP_NONE, SWAP_AT_DLOPEN, SWAP_AT_PIPE2 };
+enum {
+	SWAP_NONE,
+	SWAP_AT_DLOPEN,
+	SWAP_AT_PIPE2
+};
 static int armed, swaps;
 static char swap_from[600], swap_to[600];
 
@@ -74,15 +78,22 @@ static void arm(int at, const char *from, const char *to)
 	armed = at;
 }
 
-/* fix.dir/rel, made with mode; its path in ret. */
-static void dir_at(const char *rel, mode_t mode, char *ret, size_t size)
+/* fix.dir/rel, made with mode (its path in ret), with a copy of the
+ * module src in it as sample.so (NULL: none). */
+static void dir_at(const char *rel, mode_t mode, const char *src, char *ret,
+                   size_t size)
 {
+	char path[700];
+
 	snprintf(ret, size, "%s/%s", fix.dir, rel);
 	stack_mkdir(ret, mode);
+	if (!src)
+		return;
+	snprintf(path, sizeof(path), "%s/sample.so", ret);
+	stack_copy(src, path, 0644);
 }
 
-static void module_profile(const char *name, const char *dir,
-                           const char *line)
+static void module_profile(const char *name, const char *dir, const char *line)
 {
 	stack_conf_add("[profile %s]\n"
 	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
@@ -120,13 +131,9 @@ static void write_config(void)
 	stack_mkdir(state, 0700);
 	stack_conf_reset();
 
-	/* A good module directory, for links to lead to. */
-	dir_at("modules", 0755, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/sample.so", dir);
-	stack_copy(module, path, 0644);
-
-	/* Two modules, one loaded after the other from the same
-	 * descriptor number. */
+	/* A good module directory, for links to lead to; with another
+	 * module, loaded after the first from the same descriptor number. */
+	dir_at("modules", 0755, module, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/other.so", dir);
 	stack_copy(hostile_module, path, 0644);
 	module_profile("mod-two", dir,
@@ -134,16 +141,13 @@ static void write_config(void)
 	               "provider = required other ok name=two");
 
 	/* The module's directory is fine, the one above it is not. */
-	dir_at("gp-mod", 0775, dir, sizeof(dir));
-	snprintf(sub, sizeof(sub), "%s/modules", dir);
-	stack_mkdir(sub, 0755);
-	snprintf(path, sizeof(path), "%s/sample.so", sub);
-	stack_copy(module, path, 0644);
-	module_profile("mod-ancestor", sub, "sample ok");
+	dir_at("gp-mod", 0775, NULL, dir, sizeof(dir));
+	dir_at("gp-mod/modules", 0755, module, dir, sizeof(dir));
+	module_profile("mod-ancestor", dir, "sample ok");
 
 	/* module_dir named through a directory others may write, whose
 	 * link leads to a good one. */
-	dir_at("open", 0777, dir, sizeof(dir));
+	dir_at("open", 0777, NULL, dir, sizeof(dir));
 	snprintf(sub, sizeof(sub), "%s/link", dir);
 	snprintf(path, sizeof(path), "%s/modules", fix.dir);
 	if (symlink(path, sub) < 0)
@@ -152,20 +156,14 @@ static void write_config(void)
 
 	/* A sticky directory others may write, like /tmp: what is ours in
 	 * it is fine, what is another user's is not. */
-	dir_at("sticky", 01777, dir, sizeof(dir));
-	snprintf(sub, sizeof(sub), "%s/modules", dir);
-	stack_mkdir(sub, 0755);
-	snprintf(path, sizeof(path), "%s/sample.so", sub);
-	stack_copy(module, path, 0644);
-	module_profile("mod-sticky", sub, "sample ok name=sticky");
-	snprintf(sub, sizeof(sub), "%s/theirs", dir);
-	stack_mkdir(sub, 0755);
-	snprintf(path, sizeof(path), "%s/sample.so", sub);
-	stack_copy(module, path, 0644);
-	if (geteuid() == 0 && chown(sub, 65534, 65534) < 0)
-		stack_die("chown %s", sub);
-	module_profile("mod-sticky-theirs", sub, "sample ok");
-	snprintf(sub, sizeof(sub), "%s/their-link", dir);
+	dir_at("sticky", 01777, NULL, dir, sizeof(dir));
+	dir_at("sticky/modules", 0755, module, dir, sizeof(dir));
+	module_profile("mod-sticky", dir, "sample ok name=sticky");
+	dir_at("sticky/theirs", 0755, module, dir, sizeof(dir));
+	if (geteuid() == 0 && chown(dir, 65534, 65534) < 0)
+		stack_die("chown %s", dir);
+	module_profile("mod-sticky-theirs", dir, "sample ok");
+	snprintf(sub, sizeof(sub), "%s/sticky/their-link", fix.dir);
 	snprintf(path, sizeof(path), "%s/modules", fix.dir);
 	if (symlink(path, sub) < 0)
 		stack_die("symlink %s", sub);
@@ -175,23 +173,19 @@ static void write_config(void)
 
 	/* The module swapped for another between the check and the load;
 	 * the other one waits beside it. */
-	dir_at("swap-mod", 0755, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/sample.so", dir);
-	stack_copy(module, path, 0644);
+	dir_at("swap-mod", 0755, module, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/hostile.tmp", dir);
 	stack_copy(hostile_module, path, 0644);
 	module_profile("mod-swap", dir, "sample ok name=swap");
 
 	/* The same for commands. */
-	dir_at("gp-exec", 0757, dir, sizeof(dir));
-	snprintf(sub, sizeof(sub), "%s/bin", dir);
-	stack_mkdir(sub, 0700);
-	exec_profile("exec-ancestor", sub);
-	dir_at("later", 0755, dir, sizeof(dir));
-	snprintf(sub, sizeof(sub), "%s/bin", dir);
-	stack_mkdir(sub, 0700);
-	exec_profile("exec-later", sub);
-	dir_at("swap-bin", 0700, dir, sizeof(dir));
+	dir_at("gp-exec", 0757, NULL, dir, sizeof(dir));
+	dir_at("gp-exec/bin", 0700, NULL, dir, sizeof(dir));
+	exec_profile("exec-ancestor", dir);
+	dir_at("later", 0755, NULL, dir, sizeof(dir));
+	dir_at("later/bin", 0700, NULL, dir, sizeof(dir));
+	exec_profile("exec-later", dir);
+	dir_at("swap-bin", 0700, NULL, dir, sizeof(dir));
 	exec_profile("exec-swap", dir);
 	snprintf(path, sizeof(path), "%s/hostile.tmp", dir);
 	stack_write(path, "#!/bin/sh\n"
@@ -280,33 +274,39 @@ static void test_exec_later(void)
 	ucaasauth_close(ua);
 }
 
-/* Another module renamed over the checked one just before dlopen(): the
- * checked one is loaded all the same. */
-static void test_module_swap(void)
+/*
+ * Profile `profile` with `from` renamed over `to` at the call `at`,
+ * between the check and the use: the checked file answers `good`. Then,
+ * the swap done, the other file answers `other`: the swap was real.
+ */
+static void swapped(int at, const char *from, const char *to,
+                    const char *profile, const char *good, const char *other)
 {
 	char buf[4096];
 
-	arm(SWAP_AT_DLOPEN, "swap-mod/hostile.tmp", "swap-mod/sample.so");
-	CHECK_INT(stack_header_once("mod-swap", buf, sizeof(buf)), 0);
+	arm(at, from, to);
+	CHECK_INT(stack_header_once(profile, buf, sizeof(buf)), 0);
 	CHECK_INT(swaps, 1);
-	CHECK_STR(buf, "Authorization: Bearer sample-swap");
-	/* The swap was real: the name leads to the other module now. */
-	CHECK_INT(stack_header_once("mod-swap", buf, sizeof(buf)), 0);
-	CHECK_STR(buf, "Authorization: Bearer hostile-swap");
+	CHECK_STR(buf, good);
+	CHECK_INT(stack_header_once(profile, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, other);
 }
 
-/* Another script renamed over the checked command just before it runs:
- * the checked one runs. */
+/* Another module renamed over the checked one just before dlopen(). */
+static void test_module_swap(void)
+{
+	swapped(SWAP_AT_DLOPEN, "swap-mod/hostile.tmp", "swap-mod/sample.so",
+	        "mod-swap", "Authorization: Bearer sample-swap",
+	        "Authorization: Bearer hostile-swap");
+}
+
+/* Another script renamed over the checked command just before it runs. */
 static void test_exec_swap(void)
 {
-	char buf[4096];
-
-	arm(SWAP_AT_PIPE2, "swap-bin/hostile.tmp", "swap-bin/exec-answer.sh");
-	CHECK_INT(stack_header_once("exec-swap", buf, sizeof(buf)), 0);
-	CHECK_INT(swaps, 1);
-	CHECK_STR(buf, "Authorization: Bearer exec-swap");
-	CHECK_INT(stack_header_once("exec-swap", buf, sizeof(buf)), 0);
-	CHECK_STR(buf, "Authorization: Bearer hostile");
+	swapped(SWAP_AT_PIPE2, "swap-bin/hostile.tmp",
+	        "swap-bin/exec-answer.sh", "exec-swap",
+	        "Authorization: Bearer exec-swap",
+	        "Authorization: Bearer hostile");
 }
 
 /* The second module is loaded from the descriptor number the first was

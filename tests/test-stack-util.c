@@ -368,7 +368,6 @@ int stack_run_bug(const char *name, void (*fn)(void))
 {
 	if (stack_run_apart(name, fn) == 0)
 		return 0;
-	printf("%s: a known bug, see the BUG comment above the check\n",
-	       name);
+	printf("%s: a known bug, see the BUG comment above the check\n", name);
 	return 1;
 }
