@@ -267,7 +267,8 @@ static void test_exec_later(void)
 	CHECK_INT(ucaasauth_open(&ua, "exec-later", 0), 0);
 	snprintf(dir, sizeof(dir), "%s/later", fix.dir);
 	CHECK_INT(chmod(dir, 0777), 0);
-	CHECK(ucaasauth_header(ua, buf, sizeof(buf), &len) < 0);
+	CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len),
+	          UCAASAUTH_E_CONFIG);
 	printf("exec-later: %s\n", ucaasauth_last_error());
 	CHECK_ERROR_HAS("/later: mode 0777 lets group or others write it");
 	CHECK_INT(chmod(dir, 0755), 0);
