@@ -30,6 +30,10 @@ static const struct {
 	[OWNER_SELF_OR_ROOT] = {true, 022, "lets group or others write it"},
 	[OWNER_CREDENTIALS_DIR] = {true, 007, "lets others in (expected no "
 	                                      "access for others)"},
+	/* A symbolic link (its mode means nothing), or a sticky directory
+	 * such as /tmp: others may add names to it but not rename or remove
+	 * ours, and the walk below checks what it takes from it in turn. */
+	[OWNER_SELF_OR_ROOT_ANY_MODE] = {true, 0, ""},
 };
 
 int file_check(const struct stat *st, mode_t type, enum file_owner owner,
@@ -41,7 +45,9 @@ int file_check(const struct stat *st, mode_t type, enum file_owner owner,
 
 	if ((st->st_mode & S_IFMT) != type)
 		return fail(status, "%s %s: not a %s", what, path,
-		            type == S_IFDIR ? "directory" : "regular file");
+		            type == S_IFDIR   ? "directory"
+		            : type == S_IFLNK ? "symbolic link"
+		                              : "regular file");
 	if (st->st_uid != uid && st->st_uid != also &&
 	    !(rules[owner].root_ok && st->st_uid == 0)) {
 		int n = snprintf(expected, sizeof(expected), "%s%u",
@@ -59,51 +65,200 @@ int file_check(const struct stat *st, mode_t type, enum file_owner owner,
 	return 0;
 }
 
-/* PAM's rule for its modules: a file or directory that anyone but root
- * or us could write could run anyone's code in our process. Directories
- * are judged where their links lead. */
-static int check_trusted(const char *path, const char *what, bool dir)
+/*
+ * file_open_trusted() resolves a path the way the kernel would, one name
+ * at a time from "/", each opened with O_PATH | O_NOFOLLOW relative to the
+ * directory before it; it reads and follows symbolic links itself, and
+ * checks every directory it passes through: OpenSSH's safe_path(), which
+ * checks each directory above a file, extended to the directories a link
+ * leads through (whoever can write one of them can swap a name in it).
+ * PAM's rule for its modules: anything that anyone but root or we could
+ * write could run anyone's code in our process. What was checked is what
+ * the caller uses: the final file as a descriptor, never its name again.
+ */
+#define LINKS_MAX 40 /* the kernel's limit on links in one lookup */
+
+struct walk {
+	const char *path, *what; /* as configured, for messages */
+	char where[PATH_MAX];    /* the directory reached, as a path */
+	int dir;                 /* ... and open, O_PATH */
+};
+
+/* st of `at`, judged with the rule, the message naming the path as
+ * configured and, when the walk found another, that one too. */
+static int check(const struct walk *w, const struct stat *st, mode_t type,
+                 enum file_owner owner, const char *kind, const char *at)
+{
+	char label[PATH_MAX + 64];
+
+	if (!kind && strcmp(at, w->path) == 0)
+		return file_check(st, type, owner, NO_UID, w->what, w->path,
+		                  UCAASAUTH_E_CONFIG);
+	snprintf(label, sizeof(label), "%s %s: %s", w->what, w->path,
+	         kind ? kind : "file");
+	return file_check(st, type, owner, NO_UID, label, at,
+	                  UCAASAUTH_E_CONFIG);
+}
+
+static int refuse_errno(const struct walk *w, int err, const char *kind,
+                        const char *at)
+{
+	if (!kind && strcmp(at, w->path) == 0)
+		return fail_errno(UCAASAUTH_E_CONFIG, err, w->what, w->path);
+	return fail(UCAASAUTH_E_CONFIG, "%s %s: %s %s: %s", w->what, w->path,
+	            kind ? kind : "file", at, strerror(err));
+}
+
+/* A directory the walk passes through. Sticky (/tmp) may be writable by
+ * others: nobody else can rename or remove what is ours or root's in it,
+ * and whatever the walk takes from it next must be ours or root's. */
+static int check_dir(const struct walk *w, const struct stat *st,
+                     const char *at)
+{
+	return check(w, st, S_IFDIR,
+	             (st->st_mode & S_ISVTX) ? OWNER_SELF_OR_ROOT_ANY_MODE
+	                                     : OWNER_SELF_OR_ROOT,
+	             "directory", at);
+}
+
+/* Back to "/", checked. */
+static int walk_root(struct walk *w)
 {
 	struct stat st;
 
-	if ((dir ? stat(path, &st) : lstat(path, &st)) < 0)
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
-		            strerror(errno));
-	return file_check(&st, dir ? S_IFDIR : S_IFREG, OWNER_SELF_OR_ROOT,
-	                  NO_UID, what, path, UCAASAUTH_E_CONFIG);
+	if (w->dir >= 0)
+		close(w->dir);
+	snprintf(w->where, sizeof(w->where), "/");
+	w->dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (w->dir < 0 || fstat(w->dir, &st) < 0)
+		return refuse_errno(w, errno, "directory", "/");
+	return check_dir(w, &st, "/");
 }
 
-/* The directory part of path, "/" for a file at the root. */
-static void parent(const char *path, char *out, size_t size)
+/* where/name, or where's parent for "..". */
+static int step(const struct walk *w, const char *name, char *out, size_t size)
 {
 	char *slash;
 
-	snprintf(out, size, "%s", path);
-	slash = strrchr(out, '/');
-	if (slash)
+	if (strcmp(name, "..") == 0) {
+		snprintf(out, size, "%s", w->where);
+		slash = strrchr(out, '/');
 		slash[slash == out ? 1 : 0] = 0;
+		return 0;
+	}
+	if (snprintf(out, size, "%s%s%s", w->where,
+	             strcmp(w->where, "/") == 0 ? "" : "/", name) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
 }
 
-int file_trusted(const char *path, const char *what)
+int file_open_trusted(const char *path, const char *what, int *ret_fd)
 {
-	char dir[PATH_MAX], real[PATH_MAX];
-	int r;
+	struct walk w = {.path = path, .what = what, .dir = -1};
+	char rest[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1], at[PATH_MAX];
+	const char *p = rest;
+	int links = 0, fd = -1, r;
 
 	if (path[0] != '/')
 		return fail(UCAASAUTH_E_CONFIG, "%s %s: not an absolute path",
 		            what, path);
-	/* The directory named (whoever can write it can swap the name),
-	 * then the file where it really is, and the directory holding it. */
-	parent(path, dir, sizeof(dir));
-	r = check_trusted(dir, "directory of", true);
-	if (r < 0)
-		return r;
-	if (!realpath(path, real))
-		return fail(UCAASAUTH_E_CONFIG, "%s %s: %s", what, path,
-		            strerror(errno));
-	parent(real, dir, sizeof(dir));
-	r = check_trusted(dir, "directory of", true);
-	return r < 0 ? r : check_trusted(real, what, false);
+	if (snprintf(rest, sizeof(rest), "%s", path) >= (int)sizeof(rest))
+		return fail(UCAASAUTH_E_CONFIG, "%s %s: path too long", what,
+		            path);
+	r = walk_root(&w);
+	while (r == 0) {
+		struct stat st;
+		size_t len;
+		bool last;
+
+		p += strspn(p, "/");
+		len = strcspn(p, "/");
+		if (len == 0) { /* "/", or a name ending in '/' */
+			if (fstat(w.dir, &st) < 0)
+				r = refuse_errno(&w, errno, NULL, w.where);
+			else
+				r = check(&w, &st, S_IFREG, OWNER_SELF_OR_ROOT,
+				          NULL, w.where);
+			break;
+		}
+		if (len > NAME_MAX) {
+			r = refuse_errno(&w, ENAMETOOLONG, NULL, path);
+			break;
+		}
+		memcpy(name, p, len);
+		name[len] = 0;
+		p += len;
+		last = *p == 0; /* "dir/" ends in the branch above */
+		if (strcmp(name, ".") == 0 && !last)
+			continue;
+		if (step(&w, name, at, sizeof(at)) < 0) {
+			r = refuse_errno(&w, ENAMETOOLONG, NULL, path);
+			break;
+		}
+		fd = openat(w.dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			r = refuse_errno(&w, errno, last ? NULL : "directory",
+			                 at);
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t n;
+
+			r = check(&w, &st, S_IFLNK, OWNER_SELF_OR_ROOT_ANY_MODE,
+			          "link", at);
+			if (r < 0)
+				break;
+			if (++links > LINKS_MAX) {
+				r = refuse_errno(&w, ELOOP, NULL, path);
+				break;
+			}
+			/* Read from the link opened, not by its name again. */
+			n = readlinkat(fd, "", target, sizeof(target));
+			if (n <= 0 || n == sizeof(target)) {
+				r = refuse_errno(&w,
+				                 n < 0    ? errno
+				                 : n == 0 ? ENOENT
+				                          : ENAMETOOLONG,
+				                 "link", at);
+				break;
+			}
+			close(fd);
+			fd = -1;
+			/* The link's text in place of its name: p is empty
+			 * or starts with '/'. */
+			if (snprintf(at, sizeof(at), "%.*s%s", (int)n, target,
+			             p) >= (int)sizeof(at)) {
+				r = refuse_errno(&w, ENAMETOOLONG, NULL, path);
+				break;
+			}
+			memcpy(rest, at, sizeof(rest));
+			p = rest;
+			if (target[0] == '/')
+				r = walk_root(&w);
+			continue;
+		}
+		if (!last) {
+			r = check_dir(&w, &st, at);
+			if (r < 0)
+				break;
+			close(w.dir);
+			w.dir = fd;
+			fd = -1;
+			memcpy(w.where, at, sizeof(w.where));
+			continue;
+		}
+		r = check(&w, &st, S_IFREG, OWNER_SELF_OR_ROOT, NULL, at);
+		if (r == 0) {
+			*ret_fd = fd;
+			fd = -1;
+		}
+		break;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (w.dir >= 0)
+		close(w.dir);
+	return r;
 }
 
 int file_read(const char *path, const char *what, enum file_owner owner,

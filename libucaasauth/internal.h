@@ -55,7 +55,10 @@ enum file_owner {
 	OWNER_SELF_OR_ROOT, /* owned by us or root, writable by nobody else */
 	/* $CREDENTIALS_DIRECTORY: owned by us or root, no access for others
 	 * (group bits may show an ACL's mask) */
-	OWNER_CREDENTIALS_DIR
+	OWNER_CREDENTIALS_DIR,
+	/* owned by us or root, whatever the mode: a symbolic link, a sticky
+	 * directory (file_open_trusted() checks what it holds) */
+	OWNER_SELF_OR_ROOT_ANY_MODE
 };
 #define NO_UID ((uid_t)-1)
 struct stat;
@@ -68,10 +71,17 @@ struct stat;
  */
 int file_check(const struct stat *st, mode_t type, enum file_owner owner,
                uid_t also, const char *what, const char *path, int status);
-/* A module or command that only root or we could have written: the
- * file, the directory named and the one it really lies in
- * (UCAASAUTH_E_CONFIG). */
-int file_trusted(const char *path, const char *what);
+/*
+ * Opens a module or command that only root or we could have written:
+ * path (absolute) is resolved one name at a time, following links, and
+ * every directory on the way, every link and the regular file at the end
+ * must be owned by root or us and not writable by group or others (a
+ * sticky directory such as /tmp may be). *ret_fd gets the file opened with
+ * O_PATH | O_CLOEXEC: use it, not the name, which may lead elsewhere by
+ * then. Failures are UCAASAUTH_E_CONFIG, the detail naming `what`, the
+ * path and what on the way was refused.
+ */
+int file_open_trusted(const char *path, const char *what, int *ret_fd);
 /*
  * Reads a whole regular file of at most `max` bytes, after checking its
  * type, owner and mode the way ssh checks a private key. With `secret`

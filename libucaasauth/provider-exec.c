@@ -106,13 +106,15 @@ static int exec_open(void **ret_state, const struct ucaasauth_provider_args *arg
 	struct exec_state *s;
 	char names[1100], *save = NULL;
 	size_t n = 0;
-	int r;
+	int r, fd;
 
 	/* The command runs with our privileges: only root or we may have
-	 * written it, as for modules. */
-	r = file_trusted(args->argv[0], "exec command");
+	 * written it, as for modules. Checked now, to fail early, and again
+	 * before each run. */
+	r = file_open_trusted(args->argv[0], "exec command", &fd);
 	if (r < 0)
 		return r;
+	close(fd);
 	if (access(args->argv[0], X_OK) < 0)
 		return fail(UCAASAUTH_E_CONFIG, "exec command %s: %s",
 		            args->argv[0], strerror(errno));
@@ -282,6 +284,7 @@ static const char *said(char *err, size_t len)
 struct run {
 	const struct exec_state *s;
 	int in, out, err; /* the command's stdin, stdout and stderr */
+	int exe;          /* the command, checked: O_PATH */
 	int rep;          /* the waiter's reports, to the caller */
 	int rel, kil;     /* the caller's word, read ends */
 	int64_t deadline;
@@ -388,21 +391,21 @@ static void close_fds(int lowest, const int *keep, size_t nkeep)
 static _Noreturn void run_command(const struct run *run, pid_t waiter)
 {
 	sigset_t none;
-	int fds[3] = {run->in, run->out, run->err};
+	int fds[4] = {run->in, run->out, run->err, run->exe};
 
-	/* Above 2 first: a descriptor that already is 0, 1 or 2 (where the
+	/* Above 3 first: a descriptor that already is 0 to 3 (where the
 	 * program had closed its own) would keep FD_CLOEXEC through a dup2()
 	 * onto itself and be closed by execve(), or be overwritten by
 	 * another's dup2() before its own. */
-	for (int i = 0; i < 3; i++) {
-		fds[i] = (int)syscall(SYS_fcntl, fds[i], F_DUPFD, 3);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = (int)syscall(SYS_fcntl, fds[i], F_DUPFD, 4);
 		if (fds[i] < 0)
 			leave(126);
 	}
-	for (int i = 0; i < 3; i++)
-		if (syscall(SYS_dup3, fds[i], i, 0) < 0)
+	for (int i = 0; i < 4; i++)
+		if (syscall(SYS_dup3, fds[i], i, i == 3 ? O_CLOEXEC : 0) < 0)
 			leave(126);
-	close_fds(3, NULL, 0);
+	close_fds(4, NULL, 0);
 	/* A process group of its own: the terminal's signals to the
 	 * program's group are not for it. */
 	syscall(SYS_setpgid, 0, 0);
@@ -412,7 +415,13 @@ static _Noreturn void run_command(const struct run *run, pid_t waiter)
 		leave(126);
 	sigemptyset(&none);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, _NSIG / 8);
-	syscall(SYS_execve, run->s->argv[0], run->s->argv, run->s->env);
+	/* The file checked, not its name, which may lead elsewhere by now.
+	 * A script ("#!") fails with ENOENT while 3 is close-on-exec: its
+	 * interpreter reads it as /dev/fd/3, so 3 stays open for it. */
+	syscall(SYS_execveat, 3, "", run->s->argv, run->s->env, AT_EMPTY_PATH);
+	if (errno == ENOENT && syscall(SYS_fcntl, 3, F_SETFD, 0) == 0)
+		syscall(SYS_execveat, 3, "", run->s->argv, run->s->env,
+		        AT_EMPTY_PATH);
 	leave(127);
 }
 
@@ -718,7 +727,7 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 {
 	struct exec_state *s = state;
 	const char *cmd = s->argv[0];
-	struct run run = {.s = s, .in = -1};
+	struct run run = {.s = s, .in = -1, .exe = -1};
 	char *out, err[ERR_MAX + 1];
 	size_t out_len = 0, err_len = 0;
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1},
@@ -729,9 +738,16 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	pid_t pid;
 
 	pending_reap();
+	/* Checked right before it runs: what was fine at open may not be
+	 * now. */
+	r = file_open_trusted(cmd, "exec command", &run.exe);
+	if (r < 0)
+		return r;
 	out = sodium_malloc(OUT_MAX + 1); /* it holds the token */
-	if (!out)
+	if (!out) {
+		close(run.exe);
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
+	}
 	run.deadline = now_ms() + s->timeout_ms;
 	run.in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (run.in < 0 || pipe2(outp, O_CLOEXEC) < 0 ||
@@ -888,6 +904,7 @@ out:
 	}
 	if (run.in >= 0)
 		close(run.in);
+	close(run.exe);
 	sodium_free(out);
 	return r;
 }

@@ -117,7 +117,8 @@ int ucaasauth_open(struct ucaasauth **ret, const char *profile,
  *                            size other than 0;
  *   UCAASAUTH_E_TOOSMALL     size is less than the length plus one;
  *   UCAASAUTH_E_CONFIG       the api_base URL was refused by the HTTP
- *                            client;
+ *                            client, or an exec command failed its
+ *                            checks when it was about to run;
  *   UCAASAUTH_E_DENIED       the server refused the credentials;
  *   UCAASAUTH_E_UNAVAILABLE  the server (or an exec command, or
  *                            ucaas-authd) is unreachable, answered 5xx or

@@ -19,9 +19,10 @@
  * count=FILE gets one line appended per fetch; open=N makes open return N
  * (a negative status, or any number), without a word of detail.
  *
- * Built three ways (see tests/meson.build): as is; with -DSAMPLE_ABI=2 (a
+ * Built four ways (see tests/meson.build): as is; with -DSAMPLE_ABI=2 (a
  * module for another version of the interface); with -DSAMPLE_NO_ENTRY
- * (no ucaasauth_provider_v1 symbol).
+ * (no ucaasauth_provider_v1 symbol); with -DSAMPLE_PREFIX='"hostile-"'
+ * (another module, whose headers say so).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -34,6 +35,10 @@
 
 #ifndef SAMPLE_ABI
 #define SAMPLE_ABI UCAASAUTH_PROVIDER_ABI
+#endif
+
+#ifndef SAMPLE_PREFIX
+#define SAMPLE_PREFIX "sample-"
 #endif
 
 #define SAMPLE_EXPORT __attribute__((visibility("default")))
@@ -187,11 +192,13 @@ static int sample_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	if (strcmp(m, "silent") == 0)
 		return UCAASAUTH_E_DENIED;
 	if (strcmp(m, "crlf") == 0)
-		n = snprintf(buf, size, "Authorization: Bearer sample-%s\r\n"
-		                        "X-Injected: 1",
+		n = snprintf(buf, size,
+		             "Authorization: Bearer " SAMPLE_PREFIX "%s\r\n"
+		             "X-Injected: 1",
 		             s->name);
 	else if (strcmp(m, "ok") == 0)
-		n = snprintf(buf, size, "Authorization: Bearer sample-%s",
+		n = snprintf(buf, size,
+		             "Authorization: Bearer " SAMPLE_PREFIX "%s",
 		             s->name);
 	else
 		return say(s, UCAASAUTH_E_UNAVAILABLE, "unknown mode in file");

@@ -235,7 +235,7 @@ static void test_refused(void)
 		            "others write it"},
 		{"ow-file", "/modules/sample-ow.so: mode 0646 lets group or "
 		            "others write it"},
-		{"gw-dir", "directory of /"},
+		{"gw-dir", "/modules-gw/sample.so: directory /"},
 		{"gw-dir", "/modules-gw: mode 0775 lets group or others write "
 		           "it"},
 		{"ow-dir", "/modules-ow: mode 0757 lets group or others write "
@@ -247,8 +247,10 @@ static void test_refused(void)
 		{"dir", "/modules/sample-dir.so: not a regular file"},
 		{"junk", "/modules/junk.so: "},
 		{"missing", "/modules/nosuch.so: No such file or directory"},
-		{"default-dir", "/ucaasauth/modules: No such file or "
-		                "directory"},
+		/* The first directory missing on the way, which depends on
+		 * the prefix. */
+		{"default-dir", "/ucaasauth/modules/sample.so: directory /"},
+		{"default-dir", ": No such file or directory"},
 		{"bad-mode", "provider 'sample': sample: unknown mode 'bogus'"},
 		{"bad-arg", "provider 'sample': sample: unknown argument "
 		            "'colour=blue'"},

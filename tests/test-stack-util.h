@@ -68,9 +68,10 @@ char stack_pid_state(pid_t pid);
 
 /*
  * Runs fn in a child process (a failed CHECK exits it): 0 if it passed,
- * 1 if not. For the checks of known bugs, which run last, each on its
- * own, so that one does not hide another.
+ * 1 if not, and says which. So that one failure does not hide another;
+ * stack_run_bug() for the checks of known bugs, which run last.
  */
+int stack_run_apart(const char *name, void (*fn)(void));
 int stack_run_bug(const char *name, void (*fn)(void));
 
 /* Entries in /proc/self/fd, lines in /proc/self/maps, resident and peak
