@@ -50,14 +50,6 @@
 #include "internal.h"
 #include "test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-
 #define APP_ID "hyg-app-7"
 #define EMAIL "hygiene@example.com"
 #define SECRET_LEN 32
@@ -1612,15 +1604,15 @@ static void test_core(const char *self)
 		       "skipped (tools/install-deps should install gdb)\n");
 		return;
 	}
-#ifdef ASAN
-	/* gcore of an ASan process (terabytes of reserved shadow memory)
-	 * did not finish within a minute when tried; the plain build runs
-	 * these checks. */
-	printf("note: AddressSanitizer build: core dump checks skipped "
-	       "(gcore of an ASan process does not finish within a "
-	       "minute); the plain build runs them\n");
-	return;
-#endif
+	if (TEST_ASAN) {
+		/* gcore of an ASan process (terabytes of reserved shadow
+		 * memory) did not finish within a minute when tried; the
+		 * plain build runs these checks. */
+		printf("note: AddressSanitizer build: core dump checks "
+		       "skipped (gcore of an ASan process does not finish "
+		       "within a minute); the plain build runs them\n");
+		return;
+	}
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(nonce, sizeof(nonce), rnd, sizeof(rnd));
 	markers(nonce, plain_mark, guard_mark);

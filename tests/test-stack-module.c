@@ -466,17 +466,6 @@ static void test_store_app_key(void)
 /* n open/header/close cycles, and failed opens of refused modules. Under
  * valgrind, whose own memory grows with every dlclose(), RSS is not
  * judged. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static void cycles(int n, bool under_valgrind)
 {
 	char buf[4096];
@@ -506,9 +495,9 @@ static void cycles(int n, bool under_valgrind)
 	       stack_rss_kb());
 	CHECK_INT(stack_fd_count(), fds);
 	/* The sanitizers' allocators map as they please. */
-	if (!SANITIZED)
+	if (!TEST_SANITIZED)
 		CHECK(stack_map_count() <= maps + 2);
-	if (!under_valgrind && !SANITIZED)
+	if (!under_valgrind && !TEST_SANITIZED)
 		CHECK(stack_rss_kb() - rss < 2048);
 }
 
@@ -521,7 +510,7 @@ static int run_valgrind(char **argv)
 	ssize_t len;
 	pid_t pid;
 
-	if (SANITIZED) {
+	if (TEST_SANITIZED) {
 		printf("a sanitizer build cannot run under valgrind: "
 		       "skipped\n");
 		return 77;

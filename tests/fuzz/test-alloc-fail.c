@@ -32,15 +32,7 @@
 #include "test.h"
 
 /* ThreadSanitizer and MemorySanitizer must own malloc themselves. */
-#if defined(__SANITIZE_THREAD__)
-#define SANITIZER_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define SANITIZER_MALLOC 1
-#endif
-#endif
-
-#ifdef SANITIZER_MALLOC
+#if TEST_TSAN || TEST_MSAN
 int main(void)
 {
 	printf("skipped: this sanitizer must own malloc\n");
