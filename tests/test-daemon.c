@@ -456,7 +456,7 @@ static void test_reload(void)
 	CHECK_INT(ucaasauth_header(ua, before, sizeof(before), &len), 0);
 	CHECK_INT(mock_config(&fix.mock, "{\"password\": \"new-Password-2\"}"),
 	          0);
-	fixture_store_password(&fix, "new-Password-2");
+	fixture_store("tok", NULL, FIX_EMAIL, "new-Password-2");
 	reload_daemon();
 	CHECK_INT(ucaasauth_header(ua, after, sizeof(after), &len), 0);
 	CHECK_STR(after, before);

@@ -13,17 +13,6 @@
 #include "fixture.h"
 #include "test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-#ifndef ASAN
-#define ASAN 0
-#endif
-
 static struct fixture fix;
 static char seg_path[600];
 
@@ -208,7 +197,7 @@ static void test_mapping(void)
 			found = true;
 		else if (found && strncmp(line, "VmFlags:", 8) == 0) {
 			/* AddressSanitizer turns mlock() into a no-op. */
-			if (!ASAN)
+			if (!TEST_ASAN)
 				CHECK(strstr(line, " lo") != NULL); /* mlocked */
 			CHECK(strstr(line, " dd") != NULL); /* no dump */
 			break;

@@ -33,7 +33,6 @@
 
 #include "cache.h"
 #include "fixture.h"
-#include "test-stack-util.h"
 #include "test.h"
 
 /* The provider's grace after `timeout` (GRACE_MS in provider-exec.c), and
@@ -55,12 +54,12 @@ static char bin_link[300];
 static void add_exec_profile(const char *name, const char *app_id,
                              const char *extra, const char *command_line)
 {
-	stack_conf_add("[profile %s]\n"
-	               "api_base = %s\n"
-	               "app_id = %s\n"
-	               "%s"
-	               "provider = exec %s\n",
-	               name, fix.mock.base, app_id, extra, command_line);
+	conf_add("[profile %s]\n"
+	         "api_base = %s\n"
+	         "app_id = %s\n"
+	         "%s"
+	         "provider = exec %s\n",
+	         name, fix.mock.base, app_id, extra, command_line);
 }
 
 /* "exec-answer.sh COUNT ANSWER [DELAY]" for profile `name`, answering
@@ -71,7 +70,7 @@ static void add_answer_profile(const char *name, const char *extra,
 	char line[2048], path[512];
 
 	snprintf(path, sizeof(path), "%s/%s.json", state, name);
-	stack_write(path, json);
+	write_text(path, json);
 	snprintf(line, sizeof(line), "%s/exec-answer.sh %s/%s.count %s %s", bin,
 	         state, name, path, delay ? delay : "");
 	add_exec_profile(name, FIX_APP_ID, extra, line);
@@ -82,7 +81,7 @@ static int runs_of(const char *name)
 	char path[400];
 
 	snprintf(path, sizeof(path), "%s/%s.count", state, name);
-	return stack_count_lines(path);
+	return count_lines(path);
 }
 
 /* Unix time t as RFC 3339 in UTC, or at a +02:00 offset with a fraction. */
@@ -146,10 +145,10 @@ static int reap_group(pid_t pgid, pid_t pid, int ms, bool *gone_pid)
  * zombie), for up to `ms`. */
 static bool wait_gone(pid_t pid, int ms)
 {
-	for (int64_t end = ms_now() + ms; stack_pid_state(pid) != 0;) {
+	for (int64_t end = ms_now() + ms; pid_state(pid) != 0;) {
 		if (ms_now() > end) {
 			printf("pid %d still there, state %c\n", (int)pid,
-			       stack_pid_state(pid));
+			       pid_state(pid));
 			return false;
 		}
 		ms_sleep(10);
@@ -168,7 +167,7 @@ static int stray_children(const pid_t *except, int nexcept, pid_t *ret_pid,
 	struct dirent *e;
 
 	if (!d)
-		stack_die("opendir /proc");
+		fatal("opendir /proc");
 	while ((e = readdir(d))) {
 		char path[300], *paren;
 		int ppid;
@@ -180,7 +179,7 @@ static int stray_children(const pid_t *except, int nexcept, pid_t *ret_pid,
 		if (pid <= 0 || pid == fix.mock.pid || skip)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		text = stack_read(path);
+		text = read_text(path, NULL);
 		paren = text ? strrchr(text, ')') : NULL;
 		if (paren && sscanf(paren + 2, "%*c %d", &ppid) == 1 &&
 		    ppid == getpid()) {
@@ -226,7 +225,7 @@ static int pids_of(const char *name, pid_t *pids, int max)
 	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/%s.pids", state, name);
-	text = stack_read(path);
+	text = read_text(path, NULL);
 	for (line = text ? strtok_r(text, "\n", &save) : NULL; line && n < max;
 	     line = strtok_r(NULL, "\n", &save))
 		pids[n++] = (pid_t)atoi(line);
@@ -243,7 +242,7 @@ static void call_overstaying(const char *profile, int timeout)
 	int64_t t0 = ms_now(), took;
 	int r;
 
-	r = stack_header_once(profile, buf, sizeof(buf));
+	r = header_once(profile, buf, sizeof(buf));
 	took = ms_now() - t0;
 	printf("%s: status %d after %lld ms (timeout %d s, bound %d ms; "
 	       "the command sleeps 30000 ms)\n",
@@ -313,7 +312,7 @@ static void test_escape_unreapable(void)
 	fflush(stdout);
 	tracer = fork();
 	if (tracer < 0)
-		stack_die("fork");
+		fatal("fork");
 	if (tracer == 0) {
 		pid_t p = 0;
 
@@ -322,7 +321,7 @@ static void test_escape_unreapable(void)
 			pids_of("escape-traced", &p, 1);
 		if (p <= 0 || ptrace(PTRACE_SEIZE, p, NULL, NULL) < 0)
 			_exit(2);
-		stack_write(marker, "");
+		write_text(marker, "");
 		/* Holds it, never waits for it: 30 s at most. */
 		for (int i = 0; i < 3000; i++)
 			ms_sleep(10);
@@ -334,8 +333,8 @@ static void test_escape_unreapable(void)
 	 * and it is dead but unreaped: our tracer holds it. */
 	CHECK(access(marker, F_OK) == 0);
 	printf("escape-traced: command %d in state %c at return\n", (int)pid,
-	       stack_pid_state(pid));
-	CHECK_INT(stack_pid_state(pid), 'Z');
+	       pid_state(pid));
+	CHECK_INT(pid_state(pid), 'Z');
 	/* Nothing else of ours is left: the waiter was reaped. (The command
 	 * is ours now that the waiter gave it up, held by the tracer.) */
 	{
@@ -361,7 +360,7 @@ static void *thread_call(void *arg)
 {
 	char buf[4096];
 
-	*(int *)arg = stack_header_once("threads", buf, sizeof(buf));
+	*(int *)arg = header_once("threads", buf, sizeof(buf));
 	return NULL;
 }
 
@@ -427,19 +426,19 @@ static void test_pending(void)
 	CHECK(waiter > 0);
 	CHECK_INT(pids_of("pending", &cmd, 1), 1);
 	printf("pending: waiter %d in state %c at return, its command %d in "
-	       "%c\n", (int)waiter, stack_pid_state(waiter), (int)cmd,
-	       stack_pid_state(cmd));
-	CHECK_INT(stack_pid_state(waiter), 'T');
+	       "%c\n", (int)waiter, pid_state(waiter), (int)cmd,
+	       pid_state(cmd));
+	CHECK_INT(pid_state(waiter), 'T');
 	/* Let go, it kills its command and exits: a zombie of ours... */
 	CHECK_INT(kill(waiter, SIGCONT), 0);
 	CHECK(wait_gone(cmd, SETTLE_MS));
 	for (int64_t end = ms_now() + SETTLE_MS;
-	     stack_pid_state(waiter) != 'Z' && ms_now() < end;)
+	     pid_state(waiter) != 'Z' && ms_now() < end;)
 		ms_sleep(10);
-	CHECK_INT(stack_pid_state(waiter), 'Z');
+	CHECK_INT(pid_state(waiter), 'Z');
 	/* ...until the next exec call reaps it. */
-	CHECK_INT(stack_header_once("good", buf, sizeof(buf)), 0);
-	CHECK_INT(stack_pid_state(waiter), 0);
+	CHECK_INT(header_once("good", buf, sizeof(buf)), 0);
+	CHECK_INT(pid_state(waiter), 0);
 	CHECK(settled(SETTLE_MS));
 }
 
@@ -470,12 +469,12 @@ static void test_sigchld_handled(void)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	CHECK_INT(sigaction(SIGCHLD, &sa, &old), 0);
-	CHECK_INT(stack_header_once("good", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("good", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Token tok-exec-1");
-	CHECK_INT(stack_header_once("fail", buf, sizeof(buf)),
+	CHECK_INT(header_once("fail", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	CHECK_ERROR_HAS("exit status 3");
-	CHECK_INT(stack_header_once("escape-daemon", buf, sizeof(buf)),
+	CHECK_INT(header_once("escape-daemon", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	CHECK(settled(SETTLE_MS));
 	printf("sigchld: %d signals, %d children reaped by the program\n",
@@ -485,27 +484,6 @@ static void test_sigchld_handled(void)
 	CHECK_INT(sigaction(SIGCHLD, &old, NULL), 0);
 }
 
-/* Runs fn in a child process: its exit status (0: passed). */
-static int in_child(void (*fn)(void))
-{
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		stack_die("fork");
-	if (pid == 0) {
-		fn();
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			stack_die("waitpid");
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* The program's stdin is closed: the command gets /dev/null, not a closed
  * descriptor 0 (where its first open() would land). */
 static void stdin_closed(void)
@@ -513,7 +491,7 @@ static void stdin_closed(void)
 	char buf[4096];
 
 	close(0);
-	CHECK_INT(stack_header_once("stdin", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("stdin", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer stdin-eof");
 }
 
@@ -527,7 +505,7 @@ static void stdio_closed(void)
 	close(0);
 	close(1);
 	close(2);
-	r = stack_header_once("stdin", buf, sizeof(buf));
+	r = header_once("stdin", buf, sizeof(buf));
 	if (r != 0)
 		_exit(2);
 	if (strcmp(buf, "Authorization: Bearer stdin-closed") == 0)
@@ -541,10 +519,10 @@ static void test_stdin(void)
 	char buf[4096];
 
 	/* As it is: /dev/null. */
-	CHECK_INT(stack_header_once("stdin", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("stdin", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer stdin-eof");
-	CHECK_INT(in_child(stdin_closed), 0);
-	CHECK_INT(in_child(stdio_closed), 0);
+	CHECK_INT(run_child(stdin_closed), 0);
+	CHECK_INT(run_child(stdio_closed), 0);
 }
 
 /*
@@ -558,12 +536,12 @@ static void test_fds(void)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/fds.open", state);
-	stack_write(path, "");
+	write_text(path, "");
 	fd = open(path, O_RDONLY);
 	if (fd < 0 || dup2(fd, 37) < 0 || dup2(fd, 900) < 0)
-		stack_die("open %s as 37 and 900", path);
+		fatal("open %s as 37 and 900", path);
 	close(fd);
-	CHECK_INT(stack_header_once("fds", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("fds", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer fds-none");
 	close(37);
 	close(900);
@@ -621,7 +599,7 @@ static int copies_of(int i, int *ret_stack)
 	char line[512];
 
 	if (!maps || mem < 0)
-		stack_die("cannot read our own memory");
+		fatal("cannot read our own memory");
 	*ret_stack = 0;
 	for (int j = 0; j < HYG_LEN; j++)
 		hyg->plain[i][j] = hyg_masked[i][j] ^ hyg_mask[i][j];
@@ -693,7 +671,7 @@ static void hygiene_answer(bool cut)
 	snprintf(path, sizeof(path), "%s/hygiene.json", state);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, hyg->json, strlen(hyg->json)) < 0 || close(fd))
-		stack_die("write %s", path);
+		fatal("write %s", path);
 	sodium_memzero(hyg->plain, sizeof(hyg->plain));
 	sodium_memzero(hyg->json, sizeof(hyg->json));
 }
@@ -713,7 +691,7 @@ static void test_hygiene(void)
 	hyg = mmap(NULL, sizeof(*hyg), PROT_READ | PROT_WRITE,
 	           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (hyg == MAP_FAILED)
-		stack_die("mmap");
+		fatal("mmap");
 	hygiene_secrets();
 	hygiene_answer(false);
 	CHECK_INT(copies_of(0, &on_stack), 0);
@@ -743,7 +721,7 @@ static void test_hygiene(void)
 	hygiene_secrets();
 	hygiene_answer(true);
 	sodium_memzero(hyg->expect, sizeof(hyg->expect));
-	CHECK_INT(stack_header_once("hygiene", buf, sizeof(buf)),
+	CHECK_INT(header_once("hygiene", buf, sizeof(buf)),
 	          UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("its output is not one JSON document");
 	header_left = copies_of(0, &header_stack);
@@ -834,7 +812,7 @@ static void test_bad_answers(void)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		printf("answer %s\n", cases[i].profile);
-		CHECK_INT(stack_header_once(cases[i].profile, buf, sizeof(buf)),
+		CHECK_INT(header_once(cases[i].profile, buf, sizeof(buf)),
 		          UCAASAUTH_E_PROTOCOL);
 		CHECK_STR(buf, "");
 		CHECK_ERROR_HAS(cases[i].detail);
@@ -850,7 +828,7 @@ static void test_slow(void)
 	bool gone = false;
 	int64_t t0 = ms_now(), took;
 
-	CHECK_INT(stack_header_once("slow", buf, sizeof(buf)),
+	CHECK_INT(header_once("slow", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	took = ms_now() - t0;
 	printf("slow: UNAVAILABLE after %lld ms\n", (long long)took);
@@ -858,13 +836,13 @@ static void test_slow(void)
 	CHECK_STR(buf, "");
 	CHECK(took >= 900 && took < 4000);
 	snprintf(path, sizeof(path), "%s/slow.pids", state);
-	pids = stack_read(path);
+	pids = read_text(path, NULL);
 	CHECK(pids != NULL);
 	CHECK_INT(sscanf(pids, "%d %d", &pid, &grandchild), 2);
 	free(pids);
 	/* The command itself was reaped by the provider: not even a
 	 * zombie. */
-	CHECK_INT(stack_pid_state(pid), 0);
+	CHECK_INT(pid_state(pid), 0);
 	/* Its grandchild (sleep 60 &) and its child (sleep 30) were killed
 	 * with it and reaped by the provider's waiter, their subreaper: none
 	 * came to us, none still runs, not even as a zombie. */
@@ -880,7 +858,7 @@ static void test_fail(void)
 {
 	char buf[4096], path[400], *text;
 
-	CHECK_INT(stack_header_once("fail", buf, sizeof(buf)),
+	CHECK_INT(header_once("fail", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	CHECK_STR(buf, "");
 	CHECK_ERROR_HAS("/exec-fail.sh: exit status 3: token service says no: "
@@ -888,9 +866,9 @@ static void test_fail(void)
 	CHECK(strstr(ucaasauth_last_error(), "second line") == NULL);
 	CHECK(strstr(ucaasauth_last_error(), "ignored") == NULL);
 	snprintf(path, sizeof(path), "%s/fail.count", state);
-	text = stack_read(path);
+	text = read_text(path, NULL);
 	CHECK(text != NULL);
-	CHECK_INT(stack_pid_state(atoi(text)), 0);
+	CHECK_INT(pid_state(atoi(text)), 0);
 	free(text);
 }
 
@@ -898,25 +876,25 @@ static void test_fail(void)
 static void test_flood(void)
 {
 	char buf[4096], path[400], *text;
-	long hwm = stack_hwm_kb();
+	long hwm = hwm_kb();
 	int64_t t0 = ms_now();
 	bool gone = false;
 	int pid;
 
-	CHECK_INT(stack_header_once("flood", buf, sizeof(buf)),
+	CHECK_INT(header_once("flood", buf, sizeof(buf)),
 	          UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("/exec-flood.sh: printed more than 65536 bytes, "
 	                "killed");
 	CHECK(ms_now() - t0 < 5000);
-	printf("flood: peak RSS %ld kB -> %ld kB\n", hwm, stack_hwm_kb());
-	CHECK(stack_hwm_kb() - hwm < 4096);
+	printf("flood: peak RSS %ld kB -> %ld kB\n", hwm, hwm_kb());
+	CHECK(hwm_kb() - hwm < 4096);
 	snprintf(path, sizeof(path), "%s/flood.pid", state);
-	text = stack_read(path);
+	text = read_text(path, NULL);
 	CHECK(text != NULL);
 	pid = atoi(text);
 	free(text);
 	CHECK(pid > 0);
-	CHECK_INT(stack_pid_state(pid), 0);
+	CHECK_INT(pid_state(pid), 0);
 	/* head and tr, killed with it. */
 	CHECK(reap_group(pid, 0, 3000, &gone) >= 0);
 	CHECK(kill(-pid, 0) < 0 && errno == ESRCH);
@@ -935,10 +913,10 @@ static void test_env(void)
 	setenv("EXEC_TEST_PASSED", "yes it is", 1);
 	setenv("HOME", "/root", 0);
 	unsetenv("EXEC_TEST_UNSET");
-	CHECK_INT(stack_header_once("env", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("env", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer env-ok");
 	snprintf(path, sizeof(path), "%s/env.out", state);
-	text = stack_read(path);
+	text = read_text(path, NULL);
 	CHECK(text != NULL);
 	printf("env: the command saw:\n%s", text);
 	CHECK(strstr(text, "PATH=/usr/local/bin:/usr/bin:/bin\n") == text ||
@@ -956,7 +934,7 @@ static void test_env(void)
 		CHECK(strstr(text, expect) == NULL);
 	}
 	/* Nothing else at all. */
-	CHECK_INT(stack_count_lines(path), 5);
+	CHECK_INT(count_lines(path), 5);
 	free(text);
 	unsetenv("EXEC_TEST_SECRET");
 }
@@ -996,7 +974,7 @@ static void test_paths(void)
 		CHECK_ERROR_HAS(refused[i].detail);
 	}
 	/* 28 variables are fine. */
-	CHECK_INT(stack_header_once("many-env", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("many-env", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer env-ok");
 
 	/* A relative command is a parse error, with the line. */
@@ -1023,7 +1001,7 @@ static void test_paths(void)
 	         "[profile rel]\napi_base = %s\napp_id = " FIX_APP_ID "\n"
 	         "provider = exec bin/exec-answer.sh\n",
 	         fix.mock.base, fix.mock.base);
-	stack_write(path, text);
+	write_text(path, text);
 	CHECK_INT(setenv("UCAASAUTH_CONFIG", path, 1), 0);
 	CHECK_INT(ucaasauth_open(&ua, "rel", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("/relative.conf:8: provider: exec needs the absolute "
@@ -1061,7 +1039,7 @@ static void test_once(void)
 	CHECK_INT(run_workers(16, once_worker, NULL), 16);
 	CHECK_INT(runs_of("once"), 1);
 	/* And later handles on the host take it from the cache. */
-	CHECK_INT(stack_header_once("once", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("once", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Token tok-once");
 	CHECK_INT(runs_of("once"), 1);
 }
@@ -1075,9 +1053,9 @@ static void test_identity(void)
 {
 	char buf[4096];
 
-	CHECK_INT(stack_header_once("ident-a", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("ident-a", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer account-a");
-	CHECK_INT(stack_header_once("ident-b", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("ident-b", buf, sizeof(buf)), 0);
 	/* Regression (fixed): handle.c identity(): the cache identity of a profile of one
 	 * exec (or module) provider is uid, api_base, app_id and the
 	 * (empty) login email only, so profile ident-b is served the header
@@ -1096,7 +1074,7 @@ static void test_sigchld_ignored(void)
 
 	signal(SIGCHLD, SIG_IGN);
 	/* The good command still works. */
-	CHECK_INT(stack_header_once("good", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("good", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Token tok-exec-1");
 	/* Regression (fixed): provider-exec.c exec_fetch(): with SIGCHLD ignored, waitpid()
 	 * fails with ECHILD and the command's output is judged alone, so a
@@ -1106,7 +1084,7 @@ static void test_sigchld_ignored(void)
 	 * from an intermediate child that restores SIGCHLD's default and
 	 * reports the status through a pipe, or refuse to judge output
 	 * without an exit status. */
-	CHECK_INT(stack_header_once("fail", buf, sizeof(buf)),
+	CHECK_INT(header_once("fail", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	CHECK_STR(buf, "");
 }
@@ -1125,7 +1103,7 @@ static void test_dir_link(void)
 	 * open on every merged-/usr system, as does a module_dir that is a
 	 * link. It should check the directory the link leads to (stat(), or
 	 * realpath() first) and run the command. */
-	CHECK_INT(stack_header_once("bin-link", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("bin-link", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer cat");
 }
 
@@ -1173,8 +1151,8 @@ static void write_config(void)
 	};
 	char names[1024] = "";
 
-	stack_conf_reset();
-	stack_conf_add("default_profile = good\n");
+	conf_reset();
+	conf_add("default_profile = good\n");
 	rfc3339(now + 600, false, now_s, sizeof(now_s));
 	snprintf(json, sizeof(json),
 	         "{\"token\": \"tok-exec-1\", \"expires_at\": \"%s\"}\n",
@@ -1197,7 +1175,7 @@ static void write_config(void)
 	/* A token one byte longer than the segment holds. */
 	longtoken = malloc(TOKEN_MAX + 64);
 	if (!longtoken)
-		stack_die("out of memory");
+		fatal("out of memory");
 	memcpy(longtoken, "{\"token\": \"", 11);
 	memset(longtoken + 11, 'a', TOKEN_MAX + 1);
 	strcpy(longtoken + 11 + TOKEN_MAX + 1, "\"}\n");
@@ -1251,12 +1229,12 @@ static void write_config(void)
 	/* Commands with the wrong modes, owner or kind. */
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		snprintf(dir, sizeof(dir), "%s/%s", fix.dir, modes[i].name);
-		stack_mkdir(dir, modes[i].dir_mode);
-		stack_install_script(dir, "exec-answer.sh", modes[i].file_mode);
+		make_dir(dir, modes[i].dir_mode);
+		install_script(dir, "exec-answer.sh", modes[i].file_mode);
 		snprintf(path, sizeof(path), "%s/exec-answer.sh", dir);
 		if (strcmp(modes[i].name, "other-uid") == 0 && geteuid() == 0 &&
 		    chown(path, 65534, 65534) < 0)
-			stack_die("chown %s", path);
+			fatal("chown %s", path);
 		snprintf(line, sizeof(line), "%s a b", path);
 		add_exec_profile(modes[i].name, FIX_APP_ID, "cache = process\n",
 		                 line);
@@ -1268,13 +1246,13 @@ static void write_config(void)
 	/* A command from a symbolic link to a directory (/bin -> usr/bin on
 	 * a merged-/usr system), with a plain file's answer. */
 	snprintf(path, sizeof(path), "%s/bin-link.json", state);
-	stack_write(path, "{\"header\": \"Authorization: Bearer cat\"}\n");
+	write_text(path, "{\"header\": \"Authorization: Bearer cat\"}\n");
 	snprintf(line, sizeof(line), "%s/cat %s", bin_link, path);
 	add_exec_profile("bin-link", FIX_APP_ID, "cache = process\n", line);
 	snprintf(path, sizeof(path), "%s/exec-link.sh", bin);
 	snprintf(line, sizeof(line), "%s/exec-answer.sh", bin);
 	if (symlink(line, path) < 0)
-		stack_die("symlink %s", path);
+		fatal("symlink %s", path);
 	add_exec_profile("symlink", FIX_APP_ID, "cache = process\n", path);
 	add_exec_profile("dir", FIX_APP_ID, "cache = process\n", bin);
 
@@ -1301,19 +1279,19 @@ static void write_config(void)
 	                   "0.5");
 
 	snprintf(path, sizeof(path), "%s/ident-a.json", state);
-	stack_write(path,
-	            "{\"header\": \"Authorization: Bearer account-a\"}\n");
+	write_text(path,
+	           "{\"header\": \"Authorization: Bearer account-a\"}\n");
 	snprintf(line, sizeof(line), "%s/exec-answer.sh %s/ident-a.count %s",
 	         bin, state, path);
 	add_exec_profile("ident-a", "app-ident", "cache = shared\n", line);
 	snprintf(path, sizeof(path), "%s/ident-b.json", state);
-	stack_write(path,
-	            "{\"header\": \"Authorization: Bearer account-b\"}\n");
+	write_text(path,
+	           "{\"header\": \"Authorization: Bearer account-b\"}\n");
 	snprintf(line, sizeof(line), "%s/exec-answer.sh %s/ident-b.count %s",
 	         bin, state, path);
 	add_exec_profile("ident-b", "app-ident", "cache = shared\n", line);
 
-	stack_conf_write(&fix);
+	conf_write(&fix, 0600);
 }
 
 /* "noclose PRELOAD": runs again with PRELOAD in LD_PRELOAD (once). */
@@ -1325,8 +1303,8 @@ static void preload(char **argv)
 	if (getenv("EXEC_TEST_PRELOADED")) {
 		/* The preload works: close_range() fails here too. */
 		if (close_range(1000000, 1000000, 0) == 0 || errno != ENOSYS)
-			stack_die("%s does not make close_range() fail",
-			          argv[2]);
+			fatal("%s does not make close_range() fail",
+			      argv[2]);
 		printf("noclose: close_range() fails with ENOSYS\n");
 		/* For this process only, not the mock server's. */
 		unsetenv("LD_PRELOAD");
@@ -1338,11 +1316,11 @@ static void preload(char **argv)
 	setenv("ASAN_OPTIONS", opts, 1);
 	/* Absolute: processes we start run elsewhere. */
 	if (!realpath(argv[2], path))
-		stack_die("%s", argv[2]);
+		fatal("%s", argv[2]);
 	setenv("LD_PRELOAD", path, 1);
 	setenv("EXEC_TEST_PRELOADED", "1", 1);
 	execv("/proc/self/exe", argv);
-	stack_die("execv /proc/self/exe");
+	fatal("execv /proc/self/exe");
 }
 
 static const struct {
@@ -1380,16 +1358,16 @@ int main(int argc, char **argv)
 	fixture_start(&fix, 900, NULL);
 	snprintf(bin, sizeof(bin), "%s/bin", fix.dir);
 	snprintf(state, sizeof(state), "%s/state", fix.dir);
-	stack_mkdir(bin, 0700);
-	stack_mkdir(state, 0700);
-	stack_install_script(bin, "exec-answer.sh", 0700);
-	stack_install_script(bin, "exec-fail.sh", 0700);
-	stack_install_script(bin, "exec-slow.sh", 0700);
-	stack_install_script(bin, "exec-flood.sh", 0700);
-	stack_install_script(bin, "exec-env.sh", 0700);
-	stack_install_script(bin, "exec-escape.sh", 0700);
-	stack_install_script(bin, "exec-stdin.sh", 0700);
-	stack_install_script(bin, "exec-fds.sh", 0700);
+	make_dir(bin, 0700);
+	make_dir(state, 0700);
+	install_script(bin, "exec-answer.sh", 0700);
+	install_script(bin, "exec-fail.sh", 0700);
+	install_script(bin, "exec-slow.sh", 0700);
+	install_script(bin, "exec-flood.sh", 0700);
+	install_script(bin, "exec-env.sh", 0700);
+	install_script(bin, "exec-escape.sh", 0700);
+	install_script(bin, "exec-stdin.sh", 0700);
+	install_script(bin, "exec-fds.sh", 0700);
 	{
 		struct stat st;
 		char target[300];
@@ -1402,11 +1380,11 @@ int main(int argc, char **argv)
 			         fix.dir);
 			snprintf(target, sizeof(target), "/usr/bin");
 			if (symlink(target, bin_link) < 0)
-				stack_die("symlink %s", bin_link);
+				fatal("symlink %s", bin_link);
 		}
 	}
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
-		stack_die("PR_SET_CHILD_SUBREAPER");
+		fatal("PR_SET_CHILD_SUBREAPER");
 	write_config();
 
 	if (argc > first) {
@@ -1417,7 +1395,7 @@ int main(int argc, char **argv)
 			       strcmp(tests[i].name, argv[a]) != 0)
 				i++;
 			if (i == sizeof(tests) / sizeof(tests[0]))
-				stack_die("no test %s", argv[a]);
+				fatal("no test %s", argv[a]);
 			printf("== %s\n", argv[a]);
 			tests[i].fn();
 		}
@@ -1430,9 +1408,9 @@ int main(int argc, char **argv)
 		tests[i].fn();
 	}
 	/* Last, each in a process of its own so that both run. */
-	bugs += stack_run_bug("identity", test_identity);
-	bugs += stack_run_bug("dir-link", test_dir_link);
-	bugs += stack_run_bug("sigchld-ignored", test_sigchld_ignored);
+	bugs += run_bug("identity", test_identity);
+	bugs += run_bug("dir-link", test_dir_link);
+	bugs += run_bug("sigchld-ignored", test_sigchld_ignored);
 
 	fixture_stop(&fix);
 	if (bugs) {

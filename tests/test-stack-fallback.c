@@ -18,7 +18,6 @@
 #include "cache.h"
 #include "fixture.h"
 #include "internal.h"
-#include "test-stack-util.h"
 #include "test.h"
 
 static struct fixture fix;
@@ -39,7 +38,7 @@ static void check_status(const char *answered_by)
 	char *argv[] = {(char *)cli, "status", "fb", NULL};
 	char out[8192], line[64];
 
-	CHECK_INT(stack_run(argv, out, sizeof(out)), 0);
+	CHECK_INT(run_captured(argv, out, sizeof(out)), 0);
 	printf("---- ucaas-auth status fb\n%s----\n", out);
 	CHECK(strstr(out, "profile:      fb\n") != NULL);
 	CHECK(strstr(out, "provider:     stack\n") != NULL);
@@ -60,7 +59,7 @@ static void check_check(void)
 	char *argv[] = {(char *)cli, "check", "fb", NULL};
 	char out[8192];
 
-	CHECK_INT(stack_run(argv, out, sizeof(out)), 0);
+	CHECK_INT(run_captured(argv, out, sizeof(out)), 0);
 	CHECK(strstr(out, "profile fb: stack providers, cache = shared\n"));
 	CHECK(strstr(out, "  1. sufficient login\n  2. required   basic\n"));
 	CHECK(strstr(out, "credentials, modules and commands: ok\n"));
@@ -73,7 +72,7 @@ static void check_cli_header(const char *expected)
 	char out[8192], want[4200];
 
 	snprintf(want, sizeof(want), "%s\n", expected);
-	CHECK_INT(stack_run(argv, out, sizeof(out)), 0);
+	CHECK_INT(run_captured(argv, out, sizeof(out)), 0);
 	CHECK_STR(out, want);
 }
 
@@ -119,22 +118,22 @@ int main(int argc, char **argv)
 	}
 	cli = argv[1];
 	fixture_start(&fix, 900, NULL);
-	stack_conf_reset();
-	stack_conf_add("[profile fb]\n"
-	               "api_base = %s\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "provider = sufficient login\n"
-	               "provider = required basic\n"
-	               "cache = shared\n"
-	               "token_ttl = 12\n"
-	               "refresh_ahead = 4\n"
-	               "expiry_margin = 0\n"
-	               "timeout = 3\n"
-	               "connect_timeout = 2\n"
-	               "wait_timeout = 10\n",
-	               fix.mock.base);
-	stack_conf_write(&fix);
-	stack_store("fb", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
+	conf_reset();
+	conf_add("[profile fb]\n"
+	         "api_base = %s\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "provider = sufficient login\n"
+	         "provider = required basic\n"
+	         "cache = shared\n"
+	         "token_ttl = 12\n"
+	         "refresh_ahead = 4\n"
+	         "expiry_margin = 0\n"
+	         "timeout = 3\n"
+	         "connect_timeout = 2\n"
+	         "wait_timeout = 10\n",
+	         fix.mock.base);
+	conf_write(&fix, 0600);
+	fixture_store("fb", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
 
 	check_check();
 	CHECK_INT(mock_stat(&fix.mock, "logins"), 0);
@@ -160,7 +159,7 @@ int main(int argc, char **argv)
 	CHECK(token_view(atomic_load(&ua->view), buf, sizeof(buf), &snap));
 	CHECK_STR(buf, basic);
 	printf("token -> basic after %lld ms\n", (long long)(t_basic - t0));
-	CHECK_STR(basic, stack_basic_header());
+	CHECK_STR(basic, fixture_basic_header());
 	CHECK_INT(mock_customers(&fix.mock, basic), 200);
 	CHECK(mock_stat(&fix.mock, "logins_failed") >= 1);
 	CHECK_INT(mock_stat(&fix.mock, "logins_ok"), 1);

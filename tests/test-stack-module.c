@@ -24,7 +24,6 @@
 
 #include "cache.h"
 #include "fixture.h"
-#include "test-stack-util.h"
 #include "test.h"
 
 #define DEFAULT_VALGRIND                                                    \
@@ -40,7 +39,7 @@ static void make_module_dir(const char *name, mode_t mode, char *ret,
                             size_t size)
 {
 	snprintf(ret, size, "%s/%s", fix.dir, name);
-	stack_mkdir(ret, mode);
+	make_dir(ret, mode);
 }
 
 static void install(const char *dir, const char *src, const char *name,
@@ -49,19 +48,19 @@ static void install(const char *dir, const char *src, const char *name,
 	char path[600];
 
 	snprintf(path, sizeof(path), "%s/%s.so", dir, name);
-	stack_copy(src, path, mode);
+	copy_file(src, path, mode);
 }
 
 static void add_profile(const char *name, const char *dir, const char *lines)
 {
-	stack_conf_add("[profile %s]\n"
-	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "cache = process\n",
-	               name);
+	conf_add("[profile %s]\n"
+	         "api_base = http://127.0.0.1:9/ucaas/v1\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "cache = process\n",
+	         name);
 	if (dir)
-		stack_conf_add("module_dir = %s\n", dir);
-	stack_conf_add("%s", lines);
+		conf_add("module_dir = %s\n", dir);
+	conf_add("%s", lines);
 }
 
 static void write_config(void)
@@ -78,19 +77,19 @@ static void write_config(void)
 	install(mods, module, "sample-other", 0644);
 	snprintf(path, sizeof(path), "%s/sample-other.so", mods);
 	if (geteuid() == 0 && chown(path, 65534, 65534) < 0)
-		stack_die("chown %s", path);
+		fatal("chown %s", path);
 	snprintf(path, sizeof(path), "%s/sample-link.so", mods);
 	if (symlink("sample.so", path) < 0)
-		stack_die("symlink %s", path);
+		fatal("symlink %s", path);
 	snprintf(path, sizeof(path), "%s/junk.so", mods);
-	stack_write(path, "not an ELF file\n");
+	write_text(path, "not an ELF file\n");
 	if (chmod(path, 0644) < 0)
-		stack_die("chmod %s", path);
+		fatal("chmod %s", path);
 	snprintf(path, sizeof(path), "%s/sample-dir.so", mods);
-	stack_mkdir(path, 0755);
+	make_dir(path, 0755);
 
-	stack_conf_reset();
-	stack_conf_add("default_profile = good\n");
+	conf_reset();
+	conf_add("default_profile = good\n");
 	add_profile("good", mods, "provider = sample ok name=good\n");
 	snprintf(lines, sizeof(lines),
 	         "provider = sample ok name=counted count=%s/counted.count\n"
@@ -137,15 +136,15 @@ static void write_config(void)
 	make_module_dir("modules-other", 0755, dir, sizeof(dir));
 	install(dir, module, "sample", 0644);
 	if (geteuid() == 0 && chown(dir, 65534, 65534) < 0)
-		stack_die("chown %s", dir);
+		fatal("chown %s", dir);
 	add_profile("other-dir", dir, "provider = sample ok\n");
 	/* module_dir itself a link to a good directory. */
 	snprintf(dir, sizeof(dir), "%s/modules-link", fix.dir);
 	if (symlink(mods, dir) < 0)
-		stack_die("symlink %s", dir);
+		fatal("symlink %s", dir);
 	add_profile("dir-link", dir, "provider = sample ok name=link\n");
 	if (lstat(dir, &st) < 0)
-		stack_die("lstat %s", dir);
+		fatal("lstat %s", dir);
 
 	/* The sample module and basic, for the cycles. */
 	snprintf(lines, sizeof(lines),
@@ -153,12 +152,12 @@ static void write_config(void)
 	         "provider = sufficient sample ok name=B\n"
 	         "provider = required basic\n");
 	add_profile("cycle", mods, lines);
-	stack_conf_write(&fix);
+	conf_write(&fix, 0600);
 	/* Email and password too, which they do not need (see
 	 * test_store_app_key). */
-	stack_store("stack", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
-	stack_store("cycle", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
-	stack_store("open-silent", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
+	fixture_store("stack", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
+	fixture_store("cycle", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
+	fixture_store("open-silent", FIX_APP_KEY, FIX_EMAIL, FIX_PASSWORD);
 }
 
 static void test_good(void)
@@ -169,9 +168,9 @@ static void test_good(void)
 	size_t len;
 	time_t before, after;
 
-	CHECK_INT(stack_header_once("good", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("good", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-good");
-	CHECK_INT(stack_header_once("stack", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("stack", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-B");
 	/* Cached; rejected, asked again. */
 	CHECK_INT(ucaasauth_open(&ua, "counted", 0), 0);
@@ -179,14 +178,14 @@ static void test_good(void)
 		CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-counted");
 	snprintf(path, sizeof(path), "%s/counted.count", fix.dir);
-	CHECK_INT(stack_count_lines(path), 1);
+	CHECK_INT(count_lines(path), 1);
 	CHECK_INT(ucaasauth_reject(ua, "Authorization: Bearer other"), 0);
 	CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
-	CHECK_INT(stack_count_lines(path), 1);
+	CHECK_INT(count_lines(path), 1);
 	CHECK_INT(ucaasauth_reject(ua, buf), 0);
 	CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-counted");
-	CHECK_INT(stack_count_lines(path), 2);
+	CHECK_INT(count_lines(path), 2);
 	ucaasauth_close(ua);
 	/* The lifetime it gives is the cached header's. */
 	CHECK_INT(ucaasauth_open(&ua, "lifetime", 0), 0);
@@ -204,15 +203,15 @@ static void test_good(void)
 	          (long long)(st.expires_real - after));
 	ucaasauth_close(ua);
 	/* What it returns is judged like any provider's answer. */
-	CHECK_INT(stack_header_once("crlf", buf, sizeof(buf)),
+	CHECK_INT(header_once("crlf", buf, sizeof(buf)),
 	          UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("provider 'sample' gave no single safe header line");
 	CHECK_STR(buf, "");
-	CHECK_INT(stack_header_once("weird", buf, sizeof(buf)),
+	CHECK_INT(header_once("weird", buf, sizeof(buf)),
 	          UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("provider 'sample' returned status -1000");
 	/* A failure without detail: the status's sentence. */
-	CHECK_INT(stack_header_once("silent", buf, sizeof(buf)),
+	CHECK_INT(header_once("silent", buf, sizeof(buf)),
 	          UCAASAUTH_E_DENIED);
 	CHECK_ERROR_HAS("provider 'sample': The server refused the "
 	                "credentials");
@@ -327,14 +326,14 @@ static void test_parse(void)
 	}
 	/* And through ucaasauth_open(). */
 	snprintf(path, sizeof(path), "%s/relative.conf", fix.dir);
-	stack_write(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
+	write_text(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
 	                  "app_id = a\nmodule_dir = modules\n"
 	                  "provider = sample ok\n");
 	CHECK_INT(setenv("UCAASAUTH_CONFIG", path, 1), 0);
 	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("relative.conf:4: module_dir: 'modules' is not an "
 	                "absolute path");
-	stack_write(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
+	write_text(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
 	                  "app_id = a\nprovider = ../modules/sample ok\n");
 	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("relative.conf:4: provider: '../modules/sample' is "
@@ -382,19 +381,19 @@ static void test_cli(const char *cli)
 	char *check_v2[] = {(char *)cli, "check", "v2", NULL};
 	char *check_gw[] = {(char *)cli, "check", "gw-dir", NULL};
 
-	CHECK_INT(stack_run_wrapped(check_good, out, sizeof(out)), 0);
+	CHECK_INT(run_wrapped(check_good, out, sizeof(out)), 0);
 	printf("%s", out);
 	CHECK(strstr(out, "profile stack: stack providers, cache = process\n"));
 	CHECK(strstr(out, "  1. optional   sample deny name=A\n"));
 	CHECK(strstr(out, "  2. required   sample ok name=B\n"));
 	CHECK(strstr(out, "  3. optional   basic\n"));
 	CHECK(strstr(out, "credentials, modules and commands: ok\n"));
-	CHECK_INT(stack_run_wrapped(check_v2, out, sizeof(out)), 1);
+	CHECK_INT(run_wrapped(check_v2, out, sizeof(out)), 1);
 	printf("%s", out);
 	CHECK(strstr(out, "provider interface version 2, this library speaks "
 	                  "version 1"));
 	CHECK(!strstr(out, "modules and commands: ok"));
-	CHECK_INT(stack_run_wrapped(check_gw, out, sizeof(out)), 1);
+	CHECK_INT(run_wrapped(check_gw, out, sizeof(out)), 1);
 	CHECK(strstr(out, "/modules-gw: mode 0775 lets group or others write"));
 }
 
@@ -411,7 +410,7 @@ static void test_dir_link(void)
 	 * mode 0755) is refused with "directory of DIR: not a directory";
 	 * it should check the directory the link leads to and load
 	 * sample.so from it. */
-	CHECK_INT(stack_header_once("dir-link", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("dir-link", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-link");
 }
 
@@ -459,7 +458,7 @@ static void test_store_app_key(void)
 	 * App Key it needs. It should require what each built-in provider
 	 * of the stack needs, as load_secrets() in handle.c does. */
 	CHECK_INT(cred_store(p, secrets), 0);
-	CHECK_INT(stack_header_once("stack", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("stack", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-B");
 	secrets_free(secrets);
 	config_free(config);
@@ -468,17 +467,6 @@ static void test_store_app_key(void)
 /* n open/header/close cycles, and failed opens of refused modules. Under
  * valgrind, whose own memory grows with every dlclose(), RSS is not
  * judged. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static void cycles(int n, bool under_valgrind)
 {
 	char buf[4096];
@@ -488,9 +476,9 @@ static void cycles(int n, bool under_valgrind)
 
 	for (int i = 0; i < n + 20; i++) {
 		if (i == 20) {
-			fds = stack_fd_count();
-			maps = stack_map_count();
-			rss = stack_rss_kb();
+			fds = fd_count();
+			maps = map_count();
+			rss = rss_kb();
 		}
 		CHECK_INT(ucaasauth_open(&ua, "cycle", 0), 0);
 		CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &(size_t){0}),
@@ -504,14 +492,14 @@ static void cycles(int n, bool under_valgrind)
 	}
 	printf("%d cycles: fds %d -> %d, mappings %d -> %d, RSS %ld -> %ld "
 	       "kB\n",
-	       n, fds, stack_fd_count(), maps, stack_map_count(), rss,
-	       stack_rss_kb());
-	CHECK_INT(stack_fd_count(), fds);
+	       n, fds, fd_count(), maps, map_count(), rss,
+	       rss_kb());
+	CHECK_INT(fd_count(), fds);
 	/* The sanitizers' allocators map as they please. */
-	if (!SANITIZED)
-		CHECK(stack_map_count() <= maps + 2);
-	if (!under_valgrind && !SANITIZED)
-		CHECK(stack_rss_kb() - rss < 2048);
+	if (!TEST_SANITIZED)
+		CHECK(map_count() <= maps + 2);
+	if (!under_valgrind && !TEST_SANITIZED)
+		CHECK(rss_kb() - rss < 2048);
 }
 
 /* The same cycles in a child run under valgrind. */
@@ -523,7 +511,7 @@ static int run_valgrind(char **argv)
 	ssize_t len;
 	pid_t pid;
 
-	if (SANITIZED) {
+	if (TEST_SANITIZED) {
 		printf("a sanitizer build cannot run under valgrind: "
 		       "skipped\n");
 		return 77;
@@ -538,7 +526,7 @@ static int run_valgrind(char **argv)
 	}
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len < 0)
-		stack_die("readlink /proc/self/exe");
+		fatal("readlink /proc/self/exe");
 	self[len] = 0;
 	snprintf(words, sizeof(words), "%s", wrapper);
 	for (char *w = strtok_r(words, " \t", &save); w && n < 50;
@@ -559,14 +547,14 @@ static int run_valgrind(char **argv)
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
-		stack_die("fork");
+		fatal("fork");
 	if (pid == 0) {
 		execvp(args[0], args);
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			stack_die("waitpid");
+			fatal("waitpid");
 	CHECK(WIFEXITED(status));
 	/* 99: valgrind found an error or a definite leak. */
 	CHECK_INT(WEXITSTATUS(status), 0);
@@ -601,10 +589,10 @@ int main(int argc, char **argv)
 		test_parse();
 		if (argc > 5)
 			test_cli(argv[5]);
-		bugs += stack_run_bug("module-dir-link", test_dir_link);
-		bugs += stack_run_bug("store-app-key", test_store_app_key);
-		bugs += stack_run_bug("open-silent", test_open_silent);
-		bugs += stack_run_bug("arg-limit", test_arg_limit);
+		bugs += run_bug("module-dir-link", test_dir_link);
+		bugs += run_bug("store-app-key", test_store_app_key);
+		bugs += run_bug("open-silent", test_open_silent);
+		bugs += run_bug("arg-limit", test_arg_limit);
 	} else {
 		fprintf(stderr, "unknown scenario %s\n", argv[1]);
 		fixture_stop(&fix);

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "test-stack-util.h"
 #include "test.h"
 
 static struct fixture fix;
@@ -54,7 +53,7 @@ static void swap_if(int at)
 		return;
 	armed = SWAP_NONE;
 	if (rename(swap_from, swap_to) < 0)
-		stack_die("rename %s %s", swap_from, swap_to);
+		fatal("rename %s %s", swap_from, swap_to);
 	swaps++;
 }
 
@@ -86,16 +85,16 @@ static void dir_at(const char *rel, mode_t mode, const char *src, char *ret,
 	char path[700];
 
 	snprintf(ret, size, "%s/%s", fix.dir, rel);
-	stack_mkdir(ret, mode);
+	make_dir(ret, mode);
 	if (!src)
 		return;
 	snprintf(path, sizeof(path), "%s/sample.so", ret);
-	stack_copy(src, path, 0644);
+	copy_file(src, path, 0644);
 }
 
 static void module_profile(const char *name, const char *dir, const char *line)
 {
-	stack_conf_add("[profile %s]\n"
+	conf_add("[profile %s]\n"
 	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
 	               "app_id = " FIX_APP_ID "\n"
 	               "cache = process\n"
@@ -113,9 +112,9 @@ static void exec_profile(const char *name, const char *dir)
 	snprintf(json, sizeof(json), "%s/%s.json", state, name);
 	snprintf(line, sizeof(line),
 	         "{\"header\": \"Authorization: Bearer %s\"}\n", name);
-	stack_write(json, line);
-	stack_install_script(dir, "exec-answer.sh", 0700);
-	stack_conf_add("[profile %s]\n"
+	write_text(json, line);
+	install_script(dir, "exec-answer.sh", 0700);
+	conf_add("[profile %s]\n"
 	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
 	               "app_id = " FIX_APP_ID "\n"
 	               "cache = process\n"
@@ -128,14 +127,14 @@ static void write_config(void)
 	char dir[400], sub[500], path[600];
 
 	snprintf(state, sizeof(state), "%s/state", fix.dir);
-	stack_mkdir(state, 0700);
-	stack_conf_reset();
+	make_dir(state, 0700);
+	conf_reset();
 
 	/* A good module directory, for links to lead to; with another
 	 * module, loaded after the first from the same descriptor number. */
 	dir_at("modules", 0755, module, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/other.so", dir);
-	stack_copy(hostile_module, path, 0644);
+	copy_file(hostile_module, path, 0644);
 	module_profile("mod-two", dir,
 	               "optional sample deny\n"
 	               "provider = required other ok name=two");
@@ -151,7 +150,7 @@ static void write_config(void)
 	snprintf(sub, sizeof(sub), "%s/link", dir);
 	snprintf(path, sizeof(path), "%s/modules", fix.dir);
 	if (symlink(path, sub) < 0)
-		stack_die("symlink %s", sub);
+		fatal("symlink %s", sub);
 	module_profile("mod-named-link", sub, "sample ok");
 
 	/* A sticky directory others may write, like /tmp: what is ours in
@@ -161,21 +160,21 @@ static void write_config(void)
 	module_profile("mod-sticky", dir, "sample ok name=sticky");
 	dir_at("sticky/theirs", 0755, module, dir, sizeof(dir));
 	if (geteuid() == 0 && chown(dir, 65534, 65534) < 0)
-		stack_die("chown %s", dir);
+		fatal("chown %s", dir);
 	module_profile("mod-sticky-theirs", dir, "sample ok");
 	snprintf(sub, sizeof(sub), "%s/sticky/their-link", fix.dir);
 	snprintf(path, sizeof(path), "%s/modules", fix.dir);
 	if (symlink(path, sub) < 0)
-		stack_die("symlink %s", sub);
+		fatal("symlink %s", sub);
 	if (geteuid() == 0 && lchown(sub, 65534, 65534) < 0)
-		stack_die("lchown %s", sub);
+		fatal("lchown %s", sub);
 	module_profile("mod-sticky-link", sub, "sample ok");
 
 	/* The module swapped for another between the check and the load;
 	 * the other one waits beside it. */
 	dir_at("swap-mod", 0755, module, dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/hostile.tmp", dir);
-	stack_copy(hostile_module, path, 0644);
+	copy_file(hostile_module, path, 0644);
 	module_profile("mod-swap", dir, "sample ok name=swap");
 
 	/* The same for commands. */
@@ -188,21 +187,21 @@ static void write_config(void)
 	dir_at("swap-bin", 0700, NULL, dir, sizeof(dir));
 	exec_profile("exec-swap", dir);
 	snprintf(path, sizeof(path), "%s/hostile.tmp", dir);
-	stack_write(path, "#!/bin/sh\n"
+	write_text(path, "#!/bin/sh\n"
 	                  "echo '{\"header\": \"Authorization: Bearer "
 	                  "hostile\"}'\n");
 	if (chmod(path, 0700) < 0)
-		stack_die("chmod %s", path);
+		fatal("chmod %s", path);
 	/* A binary, not a script. */
 	snprintf(path, sizeof(path), "%s/cat.json", state);
-	stack_write(path, "{\"header\": \"Authorization: Bearer cat\"}\n");
-	stack_conf_add("[profile exec-binary]\n"
+	write_text(path, "{\"header\": \"Authorization: Bearer cat\"}\n");
+	conf_add("[profile exec-binary]\n"
 	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
 	               "app_id = " FIX_APP_ID "\n"
 	               "cache = process\n"
 	               "provider = exec /usr/bin/cat %s\n",
 	               path);
-	stack_conf_write(&fix);
+	conf_write(&fix, 0600);
 }
 
 static void refused(const char *profile, const char *detail)
@@ -245,7 +244,7 @@ static void test_sticky(void)
 {
 	char buf[4096];
 
-	CHECK_INT(stack_header_once("mod-sticky", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("mod-sticky", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-sticky");
 	if (geteuid() != 0) {
 		printf("not root: no directory of another user\n");
@@ -286,10 +285,10 @@ static void swapped(int at, const char *from, const char *to,
 	char buf[4096];
 
 	arm(at, from, to);
-	CHECK_INT(stack_header_once(profile, buf, sizeof(buf)), 0);
+	CHECK_INT(header_once(profile, buf, sizeof(buf)), 0);
 	CHECK_INT(swaps, 1);
 	CHECK_STR(buf, good);
-	CHECK_INT(stack_header_once(profile, buf, sizeof(buf)), 0);
+	CHECK_INT(header_once(profile, buf, sizeof(buf)), 0);
 	CHECK_STR(buf, other);
 }
 
@@ -317,7 +316,7 @@ static void test_two_modules(void)
 {
 	char buf[4096];
 
-	CHECK_INT(stack_header_once("mod-two", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("mod-two", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer hostile-two");
 }
 
@@ -341,9 +340,9 @@ static void test_no_proc(void)
 	}
 	refused("mod-sticky", "/sticky/modules/sample.so: cannot load it "
 	                      "through /proc/self/fd (is /proc mounted?)");
-	CHECK_INT(stack_header_once("exec-binary", buf, sizeof(buf)), 0);
+	CHECK_INT(header_once("exec-binary", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer cat");
-	CHECK_INT(stack_header_once("exec-later", buf, sizeof(buf)),
+	CHECK_INT(header_once("exec-later", buf, sizeof(buf)),
 	          UCAASAUTH_E_UNAVAILABLE);
 	printf("no-proc: %s\n", ucaasauth_last_error());
 	CHECK_ERROR_HAS("/dev/fd/3");
@@ -385,7 +384,7 @@ int main(int argc, char **argv)
 		if (!named)
 			continue;
 		ran++;
-		failed += stack_run_apart(tests[i].name, tests[i].fn);
+		failed += run_apart(tests[i].name, tests[i].fn);
 	}
 	fixture_stop(&fix);
 	if (ran == 0) {

@@ -21,7 +21,6 @@
 #include "cache.h"
 #include "fixture.h"
 #include "internal.h"
-#include "test-stack-util.h"
 #include "test.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -207,7 +206,7 @@ static int split_stack(const char *stack, char lines[8][4][32])
 		int k = 0;
 
 		if (n == 8)
-			stack_die("too many lines in '%s'", stack);
+			fatal("too many lines in '%s'", stack);
 		memset(lines[n], 0, sizeof(lines[n]));
 		for (char *w = strtok_r(l, " ", &wsave); w && k < 4;
 		     w = strtok_r(NULL, " ", &wsave))
@@ -222,33 +221,33 @@ static void add_profile(const char *profile, const struct stack_case *c)
 	char lines[8][4][32];
 	int n = split_stack(c->stack, lines);
 
-	stack_conf_add("[profile %s]\n"
-	               "api_base = %s\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "cache = process\n"
-	               "module_dir = %s\n"
-	               "timeout = 5\n"
-	               "connect_timeout = 2\n",
-	               profile, api_base, mods);
+	conf_add("[profile %s]\n"
+	         "api_base = %s\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "cache = process\n"
+	         "module_dir = %s\n"
+	         "timeout = 5\n"
+	         "connect_timeout = 2\n",
+	         profile, api_base, mods);
 	for (int i = 0; i < n; i++) {
 		const char *control = strcmp(lines[i][0], "-") ? lines[i][0]
 		                                                : "";
 		const char *kind = lines[i][1], *mode = lines[i][2],
 		           *name = lines[i][3];
 
-		stack_conf_add("provider = %s %s", control, kind);
+		conf_add("provider = %s %s", control, kind);
 		if (strcmp(kind, "sample") == 0)
-			stack_conf_add(" %s name=%s count=%s/%s-%s", mode, name,
-			               state, profile, name);
+			conf_add(" %s name=%s count=%s/%s-%s", mode, name,
+			         state, profile, name);
 		else if (strcmp(kind, "exec") == 0 && strcmp(mode, "fail") == 0)
-			stack_conf_add(" %s/exec-fail.sh %s/%s-%s", bin, state,
-			               profile, name);
+			conf_add(" %s/exec-fail.sh %s/%s-%s", bin, state,
+			         profile, name);
 		else if (strcmp(kind, "exec") == 0)
-			stack_conf_add(" %s/exec-answer.sh %s/%s-%s "
-			               "%s/answer-%s-%s",
-			               bin, state, profile, name, state, mode,
-			               name);
-		stack_conf_add("\n");
+			conf_add(" %s/exec-answer.sh %s/%s-%s "
+			         "%s/answer-%s-%s",
+			         bin, state, profile, name, state, mode,
+			         name);
+		conf_add("\n");
 	}
 }
 
@@ -270,7 +269,7 @@ static void write_answers(const struct stack_case *c)
 			         "{\"header\": \"Authorization: Bearer "
 			         "exec-%s\"}\n",
 			         lines[i][3]);
-		stack_write(path, text);
+		write_text(path, text);
 	}
 }
 
@@ -309,7 +308,7 @@ static void run_case(const char *profile, const struct stack_case *c)
 		CHECK_INT(logins, 0);
 	}
 
-	r = stack_header_once(profile, buf, sizeof(buf));
+	r = header_once(profile, buf, sizeof(buf));
 	CHECK_INT(r, c->status);
 	if (c->status == 0) {
 		if (strcmp(c->who, "login") == 0) {
@@ -320,7 +319,7 @@ static void run_case(const char *profile, const struct stack_case *c)
 			free(token);
 		} else if (strcmp(c->who, "basic") == 0) {
 			snprintf(expected, sizeof(expected), "%s",
-			         stack_basic_header());
+			         fixture_basic_header());
 		} else {
 			const char *kind = "sample";
 			for (int i = 0; i < n; i++)
@@ -347,7 +346,7 @@ static void run_case(const char *profile, const struct stack_case *c)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s-%s", state, profile,
 		         lines[i][3]);
-		CHECK_INT(stack_count_lines(path),
+		CHECK_INT(count_lines(path),
 		          in_words(c->ran, lines[i][3]));
 	}
 	if (up)
@@ -360,17 +359,17 @@ static void run_cases(const struct stack_case *cases, size_t n,
 {
 	char profile[32];
 
-	stack_conf_reset();
+	conf_reset();
 	for (size_t i = 0; i < n; i++) {
 		snprintf(profile, sizeof(profile), "%s%zu", prefix, i);
 		add_profile(profile, &cases[i]);
 		write_answers(&cases[i]);
 	}
-	stack_conf_write(&fix);
+	conf_write(&fix, 0600);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(profile, sizeof(profile), "%s%zu", prefix, i);
-		stack_store(profile, FIX_APP_KEY, FIX_EMAIL,
-		            cases[i].login == L_BADPW ? "wrong-password"
+		fixture_store(profile, FIX_APP_KEY, FIX_EMAIL,
+		              cases[i].login == L_BADPW ? "wrong-password"
 		                                      : FIX_PASSWORD);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -387,7 +386,7 @@ static void up_profile(const char *stack, char *profile, size_t size)
 			snprintf(profile, size, "up%zu", i);
 			return;
 		}
-	stack_die("no case '%s'", stack);
+	fatal("no case '%s'", stack);
 }
 
 /* The detail text of a failing stack is the failing provider's, whatever
@@ -405,10 +404,10 @@ static void test_detail(void)
 	           exec, sizeof(exec));
 
 	CHECK_INT(mock_reset(&fix.mock), 0);
-	CHECK_INT(stack_header_once(deny, buf, sizeof(buf)), DENIED);
+	CHECK_INT(header_once(deny, buf, sizeof(buf)), DENIED);
 	CHECK_ERROR_HAS("provider 'sample': sample A: denied");
-	CHECK_INT(stack_header_once(deny, buf, sizeof(buf)), DENIED);
-	CHECK_INT(stack_header_once(exec, buf, sizeof(buf)), UNAVAIL);
+	CHECK_INT(header_once(deny, buf, sizeof(buf)), DENIED);
+	CHECK_INT(header_once(exec, buf, sizeof(buf)), UNAVAIL);
 	CHECK_ERROR_HAS("exec command ");
 	CHECK_ERROR_HAS("/exec-fail.sh: exit status 3: token service says no: "
 	                "account locked");
@@ -431,21 +430,21 @@ static void test_backoff(void)
 
 	snprintf(mode, sizeof(mode), "%s/bk.mode", state);
 	snprintf(count, sizeof(count), "%s/bk.count", state);
-	stack_write(mode, "unavailable\n");
-	stack_conf_reset();
-	stack_conf_add("[profile bk]\n"
-	               "api_base = %s\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "module_dir = %s\n"
-	               "cache = shared\n"
-	               "provider = optional sample deny name=D\n"
-	               "provider = required sample @%s name=F count=%s\n",
-	               api_base, mods, mode, count);
-	stack_conf_write(&fix);
+	write_text(mode, "unavailable\n");
+	conf_reset();
+	conf_add("[profile bk]\n"
+	         "api_base = %s\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "module_dir = %s\n"
+	         "cache = shared\n"
+	         "provider = optional sample deny name=D\n"
+	         "provider = required sample @%s name=F count=%s\n",
+	         api_base, mods, mode, count);
+	conf_write(&fix, 0600);
 
-	CHECK_INT(stack_header_once("bk", buf, sizeof(buf)), UNAVAIL);
+	CHECK_INT(header_once("bk", buf, sizeof(buf)), UNAVAIL);
 	CHECK_ERROR_HAS("sample F: unavailable");
-	CHECK_INT(stack_count_lines(count), 1);
+	CHECK_INT(count_lines(count), 1);
 	/* Another handle: the recorded failure while the backoff lasts (1 s
 	 * less up to a quarter), the sources asked again only after it.
 	 * Judged against the backoff the segment records, so that a machine
@@ -459,7 +458,7 @@ static void test_backoff(void)
 	r = ucaasauth_header(ua, buf, sizeof(buf), &len);
 	CHECK_INT(r, UNAVAIL);
 	CHECK_ERROR_HAS("sample F: unavailable");
-	asked = stack_count_lines(count);
+	asked = count_lines(count);
 	if (asked == 1) {
 		CHECK_ERROR_HAS("next login attempt in");
 	} else {
@@ -467,26 +466,26 @@ static void test_backoff(void)
 		          "the providers were asked again %lld ms before the "
 		          "backoff's end",
 		          (long long)(st.next_attempt_ms - call));
-		CHECK_INT(stack_count_lines(count), 2);
+		CHECK_INT(count_lines(count), 2);
 		printf("backoff: over before the second call (%lld ms late)\n",
 		       (long long)(call - st.next_attempt_ms));
 	}
 	ucaasauth_close(ua);
 	/* The source recovers: asked again once the backoff (2 s at most
 	 * by now) is over; polled, 60 s at most. */
-	stack_write(mode, "ok\n");
+	write_text(mode, "ok\n");
 	t0 = ms_now();
-	while ((r = stack_header_once("bk", buf, sizeof(buf))) != 0 &&
+	while ((r = header_once("bk", buf, sizeof(buf))) != 0 &&
 	       ms_now() - t0 < 60000)
 		ms_sleep(100);
 	CHECK_INT(r, 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-F");
-	CHECK_INT(stack_count_lines(count), asked + 1);
+	CHECK_INT(count_lines(count), asked + 1);
 	/* Cached for the host: the sources are not asked again. */
-	stack_write(mode, "deny\n");
-	CHECK_INT(stack_header_once("bk", buf, sizeof(buf)), 0);
+	write_text(mode, "deny\n");
+	CHECK_INT(header_once("bk", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "Authorization: Bearer sample-F");
-	CHECK_INT(stack_count_lines(count), asked + 1);
+	CHECK_INT(count_lines(count), asked + 1);
 }
 
 int main(int argc, char **argv)
@@ -500,15 +499,15 @@ int main(int argc, char **argv)
 	snprintf(bin, sizeof(bin), "%s/bin", fix.dir);
 	snprintf(mods, sizeof(mods), "%s/modules", fix.dir);
 	snprintf(state, sizeof(state), "%s/state", fix.dir);
-	stack_mkdir(bin, 0700);
-	stack_mkdir(mods, 0755);
-	stack_mkdir(state, 0700);
-	stack_install_script(bin, "exec-answer.sh", 0700);
-	stack_install_script(bin, "exec-fail.sh", 0700);
+	make_dir(bin, 0700);
+	make_dir(mods, 0755);
+	make_dir(state, 0700);
+	install_script(bin, "exec-answer.sh", 0700);
+	install_script(bin, "exec-fail.sh", 0700);
 	{
 		char path[400];
 		snprintf(path, sizeof(path), "%s/sample.so", mods);
-		stack_copy(argv[1], path, 0644);
+		copy_file(argv[1], path, 0644);
 	}
 
 	run_cases(up_cases, N_ELEMS(up_cases), "up");

@@ -387,7 +387,7 @@ static void test_denied(void)
 	long logins;
 
 	fixture_start(&fix, 900, NULL);
-	fixture_store_password(&fix, "not-the-password");
+	fixture_store("tok", NULL, FIX_EMAIL, "not-the-password");
 	CHECK_INT(run_workers(32, denied_worker, NULL), 32);
 	/* A trickle: attempts at 0, then a backoff step (1, 2 s, less up
 	 * to a quarter) after each failure, whatever the 32 processes do;

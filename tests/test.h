@@ -15,6 +15,36 @@
 
 #include "ucaasauth.h"
 
+/*
+ * The sanitizers this program was built with, as 0 or 1 for #if and for
+ * plain conditions: gcc says so with __SANITIZE_ADDRESS__ and
+ * __SANITIZE_THREAD__, clang with __has_feature() (which gcc lacks before
+ * version 14, hence the stand-in that answers 0).
+ */
+#if defined(__has_feature)
+#define TEST_HAS_FEATURE_(f) __has_feature(f)
+#else
+#define TEST_HAS_FEATURE_(f) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || TEST_HAS_FEATURE_(address_sanitizer)
+#define TEST_ASAN 1
+#else
+#define TEST_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__) || TEST_HAS_FEATURE_(thread_sanitizer)
+#define TEST_TSAN 1
+#else
+#define TEST_TSAN 0
+#endif
+#if TEST_HAS_FEATURE_(memory_sanitizer)
+#define TEST_MSAN 1
+#else
+#define TEST_MSAN 0
+#endif
+/* Address or thread: their allocators and shadow memory map as they
+ * please, and neither runs under valgrind. */
+#define TEST_SANITIZED (TEST_ASAN || TEST_TSAN)
+
 static int test_checks;
 
 #define test_fail_(...)                                                   \
