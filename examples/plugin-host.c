@@ -40,8 +40,8 @@
 
 typedef int plugin_header_fn(const char *profile, char *buf, size_t size);
 
-__attribute__((format(printf, 1, 2), noreturn)) static void
-die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
+                                                                ...)
 {
 	va_list ap;
 

@@ -166,8 +166,7 @@ static void serve(int fd, struct ucaasauth *ua, CURL *curl, const char *url)
 	}
 }
 
-static int worker(int lfd, struct ucaasauth *ua, const char *url,
-                  pid_t parent)
+static int worker(int lfd, struct ucaasauth *ua, const char *url, pid_t parent)
 {
 	struct timeval idle = {.tv_sec = 10};
 	CURL *curl;

@@ -37,7 +37,8 @@ int cache_dir(char *buf, size_t size)
 		n = snprintf(buf, size, "/dev/shm/ucaasauth-%u",
 		             (unsigned)geteuid());
 	if (n < 0 || (size_t)n >= size)
-		return fail(UCAASAUTH_E_CACHE, "cache directory: path too long");
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache directory: path too long");
 	return 0;
 }
 
@@ -88,8 +89,8 @@ static void segment_init(struct segment *seg)
 
 static bool segment_valid(const struct segment *seg)
 {
-	return seg->magic == SEGMENT_MAGIC &&
-	       seg->version == SEGMENT_VERSION && seg->size == SEGMENT_SIZE &&
+	return seg->magic == SEGMENT_MAGIC && seg->version == SEGMENT_VERSION &&
+	       seg->size == SEGMENT_SIZE &&
 	       atomic_load_explicit(&seg->state, memory_order_acquire) ==
 	               SEGMENT_READY;
 }
@@ -137,8 +138,8 @@ static int build(int dirfd, const char *path, const char *name,
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%08x", name,
 	             randombytes_random()) >= (int)sizeof(tmp))
 		return fail(UCAASAUTH_E_CACHE, "cache segment: name too long");
-	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-	                                O_CLOEXEC, 0600);
+	fd = openat(dirfd, tmp,
+	            O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
 		                  path);
@@ -172,8 +173,8 @@ static int open_existing(int fd, const char *path, struct segment **ret)
 	if (fstat(fd, &st) < 0)
 		return fail_errno(UCAASAUTH_E_CACHE, errno, "cache segment",
 		                  path);
-	r = file_check(&st, S_IFREG, OWNER_SELF, NO_UID, "cache segment",
-	               path, UCAASAUTH_E_CACHE);
+	r = file_check(&st, S_IFREG, OWNER_SELF, NO_UID, "cache segment", path,
+	               UCAASAUTH_E_CACHE);
 	if (r < 0)
 		return r;
 	if (st.st_size != SEGMENT_SIZE)
@@ -202,7 +203,8 @@ static int open_shared(const char *identity, const struct segment *old,
 	snprintf(name, sizeof(name), "%s.seg", hex);
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
 	    (int)sizeof(path))
-		return fail(UCAASAUTH_E_CACHE, "cache directory: path too long");
+		return fail(UCAASAUTH_E_CACHE,
+		            "cache directory: path too long");
 
 	dirfd = open_dir(dir);
 	if (dirfd < 0)
@@ -210,7 +212,8 @@ static int open_shared(const char *identity, const struct segment *old,
 	/* Serialises building and rebuilding among the host's processes;
 	 * taken only when opening, never on the header path. */
 	if (flock(dirfd, LOCK_EX) < 0) {
-		r = fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory", dir);
+		r = fail_errno(UCAASAUTH_E_CACHE, errno, "cache directory",
+		               dir);
 		goto out;
 	}
 	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
@@ -241,8 +244,7 @@ out:
 	return r;
 }
 
-int cache_open(enum cache_mode mode, const char *identity,
-               struct segment **ret)
+int cache_open(enum cache_mode mode, const char *identity, struct segment **ret)
 {
 	struct segment *seg = NULL;
 
@@ -321,7 +323,7 @@ void cache_close(const struct segment *seg)
 		munmap((void *)seg, SEGMENT_SIZE);
 }
 
-#define REQUIRED_SEALS \
+#define REQUIRED_SEALS                                                         \
 	(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)
 
 int cache_new_sealed(struct segment **ret, int *ret_fd)
@@ -377,7 +379,8 @@ int cache_attach_fd(int fd, const struct segment **ret)
 		            "the daemon's segment is not sealed");
 	p = mmap(NULL, SEGMENT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		return fail(UCAASAUTH_E_CACHE, "mapping the daemon's segment: %s",
+		return fail(UCAASAUTH_E_CACHE,
+		            "mapping the daemon's segment: %s",
 		            strerror(errno));
 	seg = p;
 	if (protect(seg, "(daemon segment)") < 0 || !segment_valid(seg)) {
@@ -483,8 +486,7 @@ static void repair(struct segment *seg)
 	next = atomic_load_explicit(&seg->next_attempt_ms,
 	                            memory_order_relaxed);
 	bad_state = (failures > 0) != real_status(status) ||
-	            next > now + BACKOFF_MAX_MS ||
-	            (failures == 0 && next != 0);
+	            next > now + BACKOFF_MAX_MS || (failures == 0 && next != 0);
 	if (bad_token || bad_state) {
 		write_begin(seg);
 		if (bad_token)
@@ -600,11 +602,12 @@ int cache_lock(struct segment *seg, int64_t deadline_ms)
 			return fail(UCAASAUTH_E_TIMEOUT,
 			            "waited too long for the cache lock");
 		if (r == ETIMEDOUT)
-			return fail(UCAASAUTH_E_CACHE,
-			            "cache lock: held for over %d ms by thread "
-			            "%d, which a write never takes: the segment "
-			            "is rebuilt",
-			            LOCK_STUCK_MS, (int)lock_owner(seg));
+			return fail(
+				UCAASAUTH_E_CACHE,
+				"cache lock: held for over %d ms by thread "
+				"%d, which a write never takes: the segment "
+				"is rebuilt",
+				LOCK_STUCK_MS, (int)lock_owner(seg));
 	}
 	if (r == EOWNERDEAD) {
 		pthread_mutex_consistent(&seg->lock);
@@ -640,8 +643,8 @@ static void store_text(_Atomic uint64_t *words, size_t size, const char *s)
 static void load_text(const _Atomic uint64_t *words, size_t size, char *out)
 {
 	for (size_t i = 0; i < size / 8; i++) {
-		uint64_t w = atomic_load_explicit(&words[i],
-		                                  memory_order_relaxed);
+		uint64_t w =
+			atomic_load_explicit(&words[i], memory_order_relaxed);
 		memcpy(out + i * 8, &w, 8);
 	}
 }
@@ -677,8 +680,8 @@ static void publish(struct segment *seg, const char *header, size_t len,
 {
 	uint64_t w, gen = atomic_load_explicit(&seg->generation,
 	                                       memory_order_relaxed);
-	unsigned failures = atomic_load_explicit(&seg->failures,
-	                                         memory_order_relaxed);
+	unsigned failures =
+		atomic_load_explicit(&seg->failures, memory_order_relaxed);
 
 	assert(len > 0 && len <= HEADER_MAX);
 	write_begin(seg);
@@ -742,8 +745,8 @@ void cache_drop(struct segment *seg)
 
 void cache_record_failure(struct segment *seg, int status, const char *error)
 {
-	unsigned failures = atomic_load_explicit(&seg->failures,
-	                                         memory_order_relaxed) + 1;
+	unsigned failures =
+		atomic_load_explicit(&seg->failures, memory_order_relaxed) + 1;
 
 	assert(real_status(status));
 	write_begin(seg);
@@ -767,10 +770,11 @@ void cache_reject(struct segment *seg, uint64_t generation, int64_t min_age_ms)
 	issued = atomic_load_explicit(&seg->issued_ms, memory_order_relaxed);
 	age = now - issued;
 	/* A token of a short life is old once its mandatory window opens. */
-	if (min_age_ms > atomic_load_explicit(&seg->renew_ms,
-	                                      memory_order_relaxed) - issued)
+	if (min_age_ms >
+	    atomic_load_explicit(&seg->renew_ms, memory_order_relaxed) - issued)
 		min_age_ms = atomic_load_explicit(&seg->renew_ms,
-		                                  memory_order_relaxed) - issued;
+		                                  memory_order_relaxed) -
+		             issued;
 	if (age >= min_age_ms && issued <= now) {
 		/* An old token the API no longer takes: expired early,
 		 * revoked. Dropped; the next caller logs in. */
@@ -787,11 +791,13 @@ void cache_reject(struct segment *seg, uint64_t generation, int64_t min_age_ms)
 	 * issued. Replacing it on every refusal would turn every API call
 	 * into a login: it is replaced once per backoff step, and served
 	 * until then. */
-	next = atomic_load_explicit(&seg->next_attempt_ms, memory_order_relaxed);
+	next = atomic_load_explicit(&seg->next_attempt_ms,
+	                            memory_order_relaxed);
 	if (now < next)
 		return;
 	young = atomic_load_explicit(&seg->young_rejects,
-	                             memory_order_relaxed) + 1;
+	                             memory_order_relaxed) +
+	        1;
 	snprintf(error, sizeof(error),
 	         "the API refused a token %lld ms after it was issued (less "
 	         "than reject_min_age): counted as a failed refresh (%u in a "
@@ -806,9 +812,11 @@ void cache_reject(struct segment *seg, uint64_t generation, int64_t min_age_ms)
 	if (issued > now)
 		now = issued;
 	if (atomic_load_explicit(&seg->fresh_ms, memory_order_relaxed) > now)
-		atomic_store_explicit(&seg->fresh_ms, now, memory_order_relaxed);
+		atomic_store_explicit(&seg->fresh_ms, now,
+		                      memory_order_relaxed);
 	if (atomic_load_explicit(&seg->renew_ms, memory_order_relaxed) > now)
-		atomic_store_explicit(&seg->renew_ms, now, memory_order_relaxed);
+		atomic_store_explicit(&seg->renew_ms, now,
+		                      memory_order_relaxed);
 	write_end(seg);
 	wake_waiters(seg);
 }
@@ -832,7 +840,7 @@ int cache_lease_take(struct segment *seg, uint64_t seen, int64_t lease_ms,
 	 * done, by someone else. Or failed since: the backoff it started
 	 * holds for this caller too (a failure leaves the generation). */
 	if (atomic_load_explicit(&seg->generation, memory_order_relaxed) !=
-	        seen ||
+	            seen ||
 	    (atomic_load_explicit(&seg->failures, memory_order_relaxed) > 0 &&
 	     now < atomic_load_explicit(&seg->next_attempt_ms,
 	                                memory_order_relaxed))) {
@@ -849,9 +857,10 @@ int cache_lease_take(struct segment *seg, uint64_t seen, int64_t lease_ms,
 	}
 	/* Free, past its deadline, or its owner dead (SIGKILLed mid-login):
 	 * ours. A stopped owner keeps it only until its deadline. */
-	ret->id = atomic_load_explicit(&seg->lease_id, memory_order_relaxed) + 1;
-	ret->generation = atomic_load_explicit(&seg->generation,
-	                                       memory_order_relaxed);
+	ret->id =
+		atomic_load_explicit(&seg->lease_id, memory_order_relaxed) + 1;
+	ret->generation =
+		atomic_load_explicit(&seg->generation, memory_order_relaxed);
 	ret->deadline_ms = now + lease_ms;
 	atomic_store_explicit(&seg->lease_id, ret->id, memory_order_relaxed);
 	atomic_store_explicit(&seg->lease_generation, ret->generation,
@@ -923,22 +932,22 @@ void cache_refresh_state(const struct segment *seg, int64_t now,
 	/* Bounded: a writer that died mid-write leaves seq odd until the
 	 * next lock holder repairs it. */
 	for (int tries = 0; tries < 100000; tries++) {
-		uint64_t s1 = atomic_load_explicit(&seg->seq,
-		                                   memory_order_acquire);
+		uint64_t s1 =
+			atomic_load_explicit(&seg->seq, memory_order_acquire);
 		if (s1 & 1)
 			continue;
 		st.expires_real = atomic_load_explicit(&seg->expires_real,
 		                                       memory_order_relaxed);
-		st.next_attempt_ms = atomic_load_explicit(
-			&seg->next_attempt_ms, memory_order_relaxed);
+		st.next_attempt_ms = atomic_load_explicit(&seg->next_attempt_ms,
+		                                          memory_order_relaxed);
 		st.last_status = atomic_load_explicit(&seg->last_status,
 		                                      memory_order_relaxed);
 		st.failures = atomic_load_explicit(&seg->failures,
 		                                   memory_order_relaxed);
 		st.logins = atomic_load_explicit(&seg->logins,
 		                                 memory_order_relaxed);
-		st.last_login_real = atomic_load_explicit(
-			&seg->last_login_real, memory_order_relaxed);
+		st.last_login_real = atomic_load_explicit(&seg->last_login_real,
+		                                          memory_order_relaxed);
 		load_text(seg->error, ERROR_TEXT_MAX, st.error);
 		load_text(seg->answered_by, PROVIDER_NAME_MAX, st.answered_by);
 		atomic_thread_fence(memory_order_acquire);

@@ -63,17 +63,17 @@ struct segment {
 	_Alignas(64) _Atomic uint64_t seq;
 	_Atomic uint64_t generation; /* bumped by every publish and drop */
 	/* CLOCK_MONOTONIC_COARSE milliseconds, all 0 without a token. */
-	_Atomic int64_t issued_ms;  /* published; then fresh */
+	_Atomic int64_t issued_ms;      /* published; then fresh */
 	_Atomic int64_t issued_real_ms; /* the same, CLOCK_REALTIME */
-	_Atomic int64_t fresh_ms;   /* then the advisory window */
-	_Atomic int64_t renew_ms;   /* then the mandatory window */
-	_Atomic int64_t expires_ms; /* then expired */
-	_Atomic uint32_t len;        /* header length, 0: no token */
+	_Atomic int64_t fresh_ms;       /* then the advisory window */
+	_Atomic int64_t renew_ms;       /* then the mandatory window */
+	_Atomic int64_t expires_ms;     /* then expired */
+	_Atomic uint32_t len;           /* header length, 0: no token */
 	_Atomic uint64_t header[HEADER_WORDS];
 
 	/* The refresh state every process on the host respects. */
-	_Alignas(64) _Atomic int64_t expires_real;              /* Unix time, for people */
-	_Atomic int64_t next_attempt_ms;          /* backoff deadline */
+	_Alignas(64) _Atomic int64_t expires_real; /* Unix time, for people */
+	_Atomic int64_t next_attempt_ms;           /* backoff deadline */
 	_Atomic int32_t last_status;
 	_Atomic uint32_t failures;
 	_Atomic uint64_t logins;
@@ -87,9 +87,9 @@ struct segment {
 
 	/* The refresh lease: taken and given back under `lock`, outside the
 	 * seqlock (readers never look at it). */
-	_Alignas(64) _Atomic int32_t lease_pid;   /* 0: free */
-	_Atomic int64_t lease_deadline_ms;       /* then it may be taken over */
-	_Atomic uint64_t lease_id;   /* bumped by every take */
+	_Alignas(64) _Atomic int32_t lease_pid; /* 0: free */
+	_Atomic int64_t lease_deadline_ms;      /* then it may be taken over */
+	_Atomic uint64_t lease_id;              /* bumped by every take */
 	_Atomic uint64_t lease_generation; /* what the refresh started from */
 
 	/* Bumped after every change above, for futex waiters (waiters on a
@@ -181,13 +181,22 @@ static inline bool header_line_ok(const char *buf, size_t len)
 
 	/* From byte 15: the prefix compare covers bytes 0-14. */
 	for (i = 15; i + 16 <= len; i += 16)
-		top = _mm_max_epu8(top, _mm_sub_epi8(_mm_loadu_si128(
-			(const __m128i *)(const void *)(buf + i)), space));
-	top = _mm_max_epu8(top, _mm_sub_epi8(_mm_loadu_si128(
-		(const __m128i *)(const void *)(buf + len - 16)), space));
-	return _mm_movemask_epi8(_mm_cmpeq_epi8(
-		       _mm_max_epu8(top, _mm_set1_epi8(0x5e)),
-		       _mm_set1_epi8(0x5e))) == 0xffff;
+		top = _mm_max_epu8(
+			top,
+			_mm_sub_epi8(
+				_mm_loadu_si128(
+					(const __m128i *)(const void *)(buf +
+		                                                        i)),
+				space));
+	top = _mm_max_epu8(
+		top,
+		_mm_sub_epi8(
+			_mm_loadu_si128((
+				const __m128i *)(const void *)(buf + len - 16)),
+			space));
+	return _mm_movemask_epi8(
+		       _mm_cmpeq_epi8(_mm_max_epu8(top, _mm_set1_epi8(0x5e)),
+	                              _mm_set1_epi8(0x5e))) == 0xffff;
 #else
 	/* Carry-free: with no high bit set, w + 0x60 keeps the high bit of
 	 * every byte >= 0x20, and w + 0x01 sets it for 0x7f alone. */
@@ -217,8 +226,8 @@ static inline bool segment_read(const struct segment *seg, char *buf,
                                 size_t size, struct snapshot *snap)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		uint64_t s1 = atomic_load_explicit(&seg->seq,
-		                                   memory_order_acquire);
+		uint64_t s1 =
+			atomic_load_explicit(&seg->seq, memory_order_acquire);
 		size_t len, i, words;
 		bool copied = false;
 
@@ -257,8 +266,7 @@ static inline bool segment_read(const struct segment *seg, char *buf,
 			copied = true;
 		}
 		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&seg->seq, memory_order_relaxed) !=
-		    s1)
+		if (atomic_load_explicit(&seg->seq, memory_order_relaxed) != s1)
 			continue;
 		snap->seq = s1;
 		/* Validated after the copy, from the copy: a torn or stray

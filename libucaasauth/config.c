@@ -143,8 +143,8 @@ static char *trim(char *s)
 	return s;
 }
 
-static int set_string(const struct where *w, const char *key,
-                      const char *value, char **field)
+static int set_string(const struct where *w, const char *key, const char *value,
+                      char **field)
 {
 	if (*field)
 		return config_fail(w, "%s: duplicate key", key);
@@ -165,8 +165,8 @@ static bool is_word(const char *s)
 	return true;
 }
 
-static int set_path(const struct where *w, const char *key,
-                    const char *value, const char *dir, char **field)
+static int set_path(const struct where *w, const char *key, const char *value,
+                    const char *dir, char **field)
 {
 	char buf[PATH_MAX];
 
@@ -180,15 +180,13 @@ static int set_path(const struct where *w, const char *key,
 		return set_string(w, key, value, field);
 	/* Relative paths are anchored at the configuration file, never at
 	 * whatever directory the program happens to run in. */
-	if (snprintf(buf, sizeof(buf), "%s/%s", dir, value) >=
-	    (int)sizeof(buf))
+	if (snprintf(buf, sizeof(buf), "%s/%s", dir, value) >= (int)sizeof(buf))
 		return config_fail(w, "%s: path too long", key);
 	return set_string(w, key, buf, field);
 }
 
 static int set_int(const struct where *w, const char *key, const char *value,
-                   int min, int max, int *field, unsigned *seen,
-                   unsigned bit)
+                   int min, int max, int *field, unsigned *seen, unsigned bit)
 {
 	char *end;
 	long v;
@@ -216,7 +214,9 @@ static int set_int(const struct where *w, const char *key, const char *value,
 static bool api_base_valid(const char *v)
 {
 	static const char *const local[] = {
-		"http://127.0.0.1", "http://localhost", "http://[::1]",
+		"http://127.0.0.1",
+		"http://localhost",
+		"http://[::1]",
 	};
 	const char *rest = NULL;
 
@@ -280,7 +280,10 @@ enum {
 };
 
 static const char *const control_words[] = {
-	"required", "requisite", "sufficient", "optional",
+	"required",
+	"requisite",
+	"sufficient",
+	"optional",
 };
 
 static const char *const kind_names[] = {
@@ -296,8 +299,8 @@ static bool module_name_valid(const char *s)
 	size_t i;
 
 	for (i = 0; s[i]; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
-		    s[i] != '-' && s[i] != '_')
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
 			return false;
 	return i > 0 && i <= 64;
 }
@@ -314,7 +317,8 @@ static int set_provider(const struct where *w, char *value, struct profile *p)
 	for (char *t = strtok_r(value, " \t", &save); t;
 	     t = strtok_r(NULL, " \t", &save)) {
 		if (n == ARRAY_SIZE(words))
-			return config_fail(w, "provider: more than %d arguments",
+			return config_fail(w,
+			                   "provider: more than %d arguments",
 			                   STACK_ARGS_MAX);
 		words[n++] = t;
 	}
@@ -339,26 +343,28 @@ static int set_provider(const struct where *w, char *value, struct profile *p)
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
 	p->stack = stack;
 	e = &stack[p->n_stack];
-	*e = (struct stack_entry){.control = control, .line = w->line,
-	                          .kind = PROVIDER_MODULE};
+	*e = (struct stack_entry){
+		.control = control, .line = w->line, .kind = PROVIDER_MODULE};
 	for (size_t k = 0; k < ARRAY_SIZE(kind_names); k++) {
 		if (strcmp(words[first], kind_names[k]) == 0)
 			e->kind = (enum provider_kind)k;
 		/* "mandatory basic" is a misspelt control word, not a module
 		 * named "mandatory". */
 		if (!first && n > 1 && strcmp(words[1], kind_names[k]) == 0)
-			return config_fail(w,
-			                   "provider: unknown control word '%s' "
-			                   "(expected required, requisite, "
-			                   "sufficient or optional)",
-			                   words[0]);
+			return config_fail(
+				w,
+				"provider: unknown control word '%s' "
+				"(expected required, requisite, "
+				"sufficient or optional)",
+				words[0]);
 	}
 	if (e->kind == PROVIDER_MODULE && !module_name_valid(words[first]))
-		return config_fail(w,
-		                   "provider: '%s' is neither basic, login, exec "
-		                   "nor a module name (lower-case letters, "
-		                   "digits, '-', '_')",
-		                   words[first]);
+		return config_fail(
+			w,
+			"provider: '%s' is neither basic, login, exec "
+			"nor a module name (lower-case letters, "
+			"digits, '-', '_')",
+			words[first]);
 	if ((e->kind == PROVIDER_BASIC || e->kind == PROVIDER_LOGIN) &&
 	    n > first + 1)
 		return config_fail(w,
@@ -367,9 +373,9 @@ static int set_provider(const struct where *w, char *value, struct profile *p)
 		                   words[first]);
 	if (e->kind == PROVIDER_EXEC &&
 	    (n < first + 2 || words[first + 1][0] != '/'))
-		return config_fail(w,
-		                   "provider: exec needs the absolute path of a "
-		                   "command (no shell is involved)");
+		return config_fail(
+			w, "provider: exec needs the absolute path of a "
+			   "command (no shell is involved)");
 	e->name = strdup(words[first]);
 	e->argc = (int)(n - first - 1);
 	e->argv = calloc(e->argc + 1, sizeof(*e->argv));
@@ -429,7 +435,8 @@ static int set_key(const struct where *w, const char *key, char *value,
 	}
 	if (strcmp(key, "app_id") == 0) {
 		/* A ':' would make "APP_ID:APP_KEY" ambiguous. */
-		if (!is_word(value) || strchr(value, ':') || strlen(value) > 256)
+		if (!is_word(value) || strchr(value, ':') ||
+		    strlen(value) > 256)
 			return config_fail(w,
 			                   "app_id: '%s' must be printable, "
 			                   "without spaces or ':'",
@@ -444,7 +451,8 @@ static int set_key(const struct where *w, const char *key, char *value,
 		return set_path(w, key, value, dir, &p->ca_file);
 	if (strcmp(key, "socket") == 0)
 		return set_path(w, key, value, dir, &p->socket);
-	if (strcmp(key, "allow_users") == 0 || strcmp(key, "allow_groups") == 0) {
+	if (strcmp(key, "allow_users") == 0 ||
+	    strcmp(key, "allow_groups") == 0) {
 		if (!id_list_valid(value))
 			return config_fail(w,
 			                   "%s: '%s' is not a list of names or "
@@ -467,14 +475,19 @@ static int set_key(const struct where *w, const char *key, char *value,
 		return set_provider(w, value, p);
 	if (strcmp(key, "module_dir") == 0) {
 		if (value[0] != '/')
-			return config_fail(w, "module_dir: '%s' is not an absolute "
-			                   "path", value);
+			return config_fail(
+				w,
+				"module_dir: '%s' is not an absolute "
+				"path",
+				value);
 		return set_path(w, key, value, dir, &p->module_dir);
 	}
 	if (strcmp(key, "exec_env") == 0) {
 		if (!env_names_valid(value))
-			return config_fail(w, "exec_env: '%s' is not a list of "
-			                   "variable names", value);
+			return config_fail(w,
+			                   "exec_env: '%s' is not a list of "
+			                   "variable names",
+			                   value);
 		return set_string(w, key, value, &p->exec_env);
 	}
 	if (strcmp(key, "cache") == 0) {
@@ -555,15 +568,15 @@ static int finish_profile(const struct config *config, struct profile *p,
 	for (size_t i = 0; p->n_stack > 1 && i < p->n_stack; i++)
 		if (p->stack[i].control == CONTROL_NONE) {
 			w.line = p->stack[i].line;
-			return config_fail(&w,
-			                   "provider: in a stack of several "
-			                   "providers each line needs a control "
-			                   "word (required, requisite, sufficient "
-			                   "or optional)");
+			return config_fail(
+				&w, "provider: in a stack of several "
+				    "providers each line needs a control "
+				    "word (required, requisite, sufficient "
+				    "or optional)");
 		}
 	p->provider = p->n_stack == 1 ? p->stack[0].kind : PROVIDER_STACK;
-	if (!p->module_dir &&
-	    set_string(&w, "module_dir", UCAASAUTH_MODULE_DIR, &p->module_dir) < 0)
+	if (!p->module_dir && set_string(&w, "module_dir", UCAASAUTH_MODULE_DIR,
+	                                 &p->module_dir) < 0)
 		return UCAASAUTH_E_NOMEM;
 	if (!p->socket &&
 	    set_string(&w, "socket", "/run/ucaasauth/ucaas-authd.sock",
@@ -630,9 +643,8 @@ static int new_profile(struct config *config, const struct where *w,
 }
 
 /* One line, already split from the text and NUL-terminated. */
-static int parse_line(struct config *config, const struct where *w,
-                      char *line, const char *dir, struct profile **cur,
-                      unsigned *seen)
+static int parse_line(struct config *config, const struct where *w, char *line,
+                      const char *dir, struct profile **cur, unsigned *seen)
 {
 	char *s = trim(line), *eq, *key, *value;
 	int r;
@@ -648,7 +660,8 @@ static int parse_line(struct config *config, const struct where *w,
 			return config_fail(w, "section header without ']'");
 		s[n - 1] = 0;
 		s = trim(s + 1);
-		if (strncmp(s, "profile", 7) != 0 || (s[7] != ' ' && s[7] != '\t'))
+		if (strncmp(s, "profile", 7) != 0 ||
+		    (s[7] != ' ' && s[7] != '\t'))
 			return config_fail(w,
 			                   "unknown section '[%s]' (expected "
 			                   "'[profile NAME]')",
@@ -663,7 +676,8 @@ static int parse_line(struct config *config, const struct where *w,
 	}
 	eq = strchr(s, '=');
 	if (!eq)
-		return config_fail(w, "expected 'key = value' or '[profile NAME]'");
+		return config_fail(
+			w, "expected 'key = value' or '[profile NAME]'");
 	*eq = 0;
 	key = trim(s);
 	value = trim(eq + 1);
@@ -777,8 +791,8 @@ int config_load(const char *path, struct config **ret)
 	}
 	/* Not secret, but whoever can write it decides where passwords are
 	 * sent: owned by us or root, writable by nobody else. */
-	r = file_read(path, "configuration file", OWNER_SELF_OR_ROOT, CONFIG_MAX,
-	              false, UCAASAUTH_E_CONFIG, &text, &len);
+	r = file_read(path, "configuration file", OWNER_SELF_OR_ROOT,
+	              CONFIG_MAX, false, UCAASAUTH_E_CONFIG, &text, &len);
 	if (r < 0)
 		return r;
 	r = config_parse((const char *)text, len, path, ret);
@@ -789,9 +803,9 @@ int config_load(const char *path, struct config **ret)
 int config_find(const struct config *config, const char *name,
                 const struct profile **ret)
 {
-	const char *want = name ? name
-	                        : config->default_profile ? config->default_profile
-	                                                  : "default";
+	const char *want = name                      ? name
+	                   : config->default_profile ? config->default_profile
+	                                             : "default";
 
 	for (size_t i = 0; i < config->n_profiles; i++)
 		if (strcmp(config->profiles[i].name, want) == 0) {

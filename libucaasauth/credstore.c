@@ -34,7 +34,8 @@
 static int crypto_ready(void)
 {
 	if (sodium_init() < 0)
-		return fail(UCAASAUTH_E_CREDENTIALS, "libsodium failed to start");
+		return fail(UCAASAUTH_E_CREDENTIALS,
+		            "libsodium failed to start");
 	return 0;
 }
 
@@ -91,14 +92,15 @@ int secrets_parse(struct secrets *secrets, const char *text, size_t len,
 		else if (k == 8 && memcmp(s, "password", 8) == 0)
 			i = 2, field = secrets->password;
 		else
-			return fail(UCAASAUTH_E_CREDENTIALS,
-			            "%s, line %d: unknown key (expected app_key, "
-			            "email or password)",
-			            what, line);
+			return fail(
+				UCAASAUTH_E_CREDENTIALS,
+				"%s, line %d: unknown key (expected app_key, "
+				"email or password)",
+				what, line);
 		if (seen[i])
 			return fail(UCAASAUTH_E_CREDENTIALS,
-			            "%s, line %d: duplicate key %.*s", what, line,
-			            (int)k, s);
+			            "%s, line %d: duplicate key %.*s", what,
+			            line, (int)k, s);
 		vlen = n - k - 1;
 		if (vlen == 0 || vlen > SECRET_MAX)
 			return fail(UCAASAUTH_E_CREDENTIALS,
@@ -261,8 +263,8 @@ int cred_encrypt(const struct secrets *secrets, const char *profile,
 	randombytes_buf(out + CRED_HEADER, CRED_NONCE);
 	make_ad(ad, out, profile, &adlen);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(
-		out + CRED_HEADER + CRED_NONCE, NULL, (uint8_t *)plain, plen, ad,
-		adlen, NULL, out + CRED_HEADER, key);
+		out + CRED_HEADER + CRED_NONCE, NULL, (uint8_t *)plain, plen,
+		ad, adlen, NULL, out + CRED_HEADER, key);
 	*ret_data = out;
 	*ret_len = outlen;
 out:
@@ -303,8 +305,9 @@ int cred_decrypt(const uint8_t *data, size_t len, const char *profile,
 	}
 	make_ad(ad, data, profile, &adlen);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-		    (uint8_t *)plain, NULL, NULL, data + CRED_HEADER + CRED_NONCE,
-		    clen, ad, adlen, data + CRED_HEADER, key) != 0) {
+		    (uint8_t *)plain, NULL, NULL,
+		    data + CRED_HEADER + CRED_NONCE, clen, ad, adlen,
+		    data + CRED_HEADER, key) != 0) {
 		r = fail(UCAASAUTH_E_CREDENTIALS,
 		         "credential file %s: cannot be decrypted for profile "
 		         "'%s' (wrong key, tampered with, or made for another "
@@ -370,8 +373,8 @@ int cred_store(const struct profile *profile, const struct secrets *secrets)
 	missing = secrets_missing(secrets, profile_needs(profile));
 	if (missing)
 		return fail(UCAASAUTH_E_CREDENTIALS,
-		            "profile '%s': its providers need %s", profile->name,
-		            missing);
+		            "profile '%s': its providers need %s",
+		            profile->name, missing);
 	r = key_load(profile->key_file, &key);
 	if (r < 0)
 		return r;

@@ -101,8 +101,10 @@ static int receive(int fd, const struct profile *p, struct message *ret,
 		len += n;
 		r = message_parse(buf, len, ret, &used);
 		if (r < 0) {
-			r = fail(UCAASAUTH_E_PROTOCOL, "ucaas-authd (socket %s): "
-			         "a malformed answer", p->socket);
+			r = fail(UCAASAUTH_E_PROTOCOL,
+			         "ucaas-authd (socket %s): "
+			         "a malformed answer",
+			         p->socket);
 			goto out;
 		}
 		if (r == 1)
@@ -145,8 +147,8 @@ static int call(const struct ucaasauth *ua, const char *command,
 	     (message_add(&req, "generation", "%llu",
 	                  (unsigned long long)generation) < 0 ||
 	      message_add(&req, "pid", "%d",
-	                  (int)atomic_load(&atomic_load(&ua->view)->daemon_pid)) <
-	              0)))
+	                  (int)atomic_load(
+				  &atomic_load(&ua->view)->daemon_pid)) < 0)))
 		return fail(UCAASAUTH_E_INVALID, "request too long");
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -264,8 +266,7 @@ static int withdrawn(const struct ucaasauth *ua, int r)
 	            ua->profile->socket, ua->profile->name, why);
 }
 
-int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
-                  size_t *ret_len)
+int daemon_header(struct ucaasauth *ua, char *buf, size_t size, size_t *ret_len)
 {
 	char header[HEADER_MAX + 1];
 	int64_t deadline = now_ms() + ua->wait_ms;
@@ -290,7 +291,8 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 		}
 		if (cache_retired(view)) {
 			/* Withdrawn by the daemon: attach again, once. */
-			r = attached++ ? UCAASAUTH_E_PROTOCOL : daemon_attach(ua);
+			r = attached++ ? UCAASAUTH_E_PROTOCOL
+			               : daemon_attach(ua);
 			if (r < 0) {
 				r = withdrawn(ua, r);
 				goto out;
@@ -328,11 +330,12 @@ int daemon_header(struct ucaasauth *ua, char *buf, size_t size,
 		if (now >= deadline) {
 			if (valid)
 				break;
-			r = fail(UCAASAUTH_E_TIMEOUT,
-			         "ucaas-authd (socket %s) gave no new token for "
-			         "profile '%s' within %lld s",
-			         ua->profile->socket, ua->profile->name,
-			         (long long)ua->wait_ms / 1000);
+			r = fail(
+				UCAASAUTH_E_TIMEOUT,
+				"ucaas-authd (socket %s) gave no new token for "
+				"profile '%s' within %lld s",
+				ua->profile->socket, ua->profile->name,
+				(long long)ua->wait_ms / 1000);
 			goto out;
 		}
 		cache_wait(view, seen, deadline);

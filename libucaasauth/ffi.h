@@ -36,8 +36,7 @@ enum {
 
 struct ucaasauth;
 
-int ucaasauth_open(struct ucaasauth **ret, const char *profile,
-                   unsigned flags);
+int ucaasauth_open(struct ucaasauth **ret, const char *profile, unsigned flags);
 int ucaasauth_header(struct ucaasauth *ua, char *buf, size_t size,
                      size_t *ret_len);
 int ucaasauth_reject(struct ucaasauth *ua, const char *header);

@@ -20,16 +20,18 @@
  * have written, is refused rather than trusted.
  */
 static const struct {
-	bool root_ok;       /* root may own it too */
-	unsigned forbidden; /* mode bits it must not have */
+	bool root_ok;         /* root may own it too */
+	unsigned forbidden;   /* mode bits it must not have */
 	const char *too_open; /* what those bits would let others do */
 } rules[] = {
-	[OWNER_SELF] = {false, 077, "lets group or others in (expected no "
-	                            "access for them: 0600, or 0700 for a "
-	                            "directory)"},
+	[OWNER_SELF] = {false, 077,
+                        "lets group or others in (expected no "
+                        "access for them: 0600, or 0700 for a "
+                        "directory)"},
 	[OWNER_SELF_OR_ROOT] = {true, 022, "lets group or others write it"},
-	[OWNER_CREDENTIALS_DIR] = {true, 007, "lets others in (expected no "
-	                                      "access for others)"},
+	[OWNER_CREDENTIALS_DIR] = {true, 007,
+                                   "lets others in (expected no "
+                                   "access for others)"},
 	/* A symbolic link (its mode means nothing), or a sticky directory
 	 * such as /tmp: others may add names to it but not rename or remove
 	 * ours, and the walk below checks what it takes from it in turn. */
@@ -295,8 +297,7 @@ int file_read(const char *path, const char *what, enum file_owner owner,
 		goto out;
 	}
 	/* One byte more than the size, for a NUL and to notice growth. */
-	data = secret ? sodium_malloc(st.st_size + 1)
-	              : malloc(st.st_size + 1);
+	data = secret ? sodium_malloc(st.st_size + 1) : malloc(st.st_size + 1);
 	if (!data) {
 		r = fail(UCAASAUTH_E_NOMEM, "%s %s: out of memory", what, path);
 		goto out;

@@ -28,14 +28,14 @@ static int identity(const struct ucaasauth *ua, char *buf, size_t size)
 	                   n >= 0 && (size_t)n < size;
 	     i++) {
 		const struct stack_entry *e = &p->stack[i];
-		n += snprintf(buf + n, size - n, "\n%s %s", control_name(e->control),
-		              e->name);
+		n += snprintf(buf + n, size - n, "\n%s %s",
+		              control_name(e->control), e->name);
 		for (int k = 0; k < e->argc && n >= 0 && (size_t)n < size; k++)
 			n += snprintf(buf + n, size - n, " %s", e->argv[k]);
 	}
 	if (n < 0 || (size_t)n >= size)
-		return fail(UCAASAUTH_E_CONFIG, "profile '%s': identity too long",
-		            p->name);
+		return fail(UCAASAUTH_E_CONFIG,
+		            "profile '%s': identity too long", p->name);
 	return 0;
 }
 
@@ -95,10 +95,11 @@ static int open_profile(struct ucaasauth *ua, const char *name, bool serve)
 		return r == UCAASAUTH_E_UNAVAILABLE ? 0 : r;
 	}
 	if (serve && ua->profile->cache != CACHE_DAEMON)
-		return fail(UCAASAUTH_E_CONFIG,
-		            "%s:%d: profile '%s' is not for the daemon (cache = "
-		            "daemon)",
-		            path, ua->profile->line, ua->profile->name);
+		return fail(
+			UCAASAUTH_E_CONFIG,
+			"%s:%d: profile '%s' is not for the daemon (cache = "
+			"daemon)",
+			path, ua->profile->line, ua->profile->name);
 	r = load_secrets(ua);
 	if (r < 0)
 		return r;
@@ -245,10 +246,10 @@ int handle_swap(struct ucaasauth *ua, struct ucaasauth *fresh, bool move)
 {
 	/* The token belongs to the account, not to its password: a new
 	 * password is used at the next login, the token stays. */
-	bool same = strcmp(ua->profile->api_base, fresh->profile->api_base) ==
-	                    0 &&
-	            strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
-	            strcmp(ua->secrets->email, fresh->secrets->email) == 0;
+	bool same =
+		strcmp(ua->profile->api_base, fresh->profile->api_base) == 0 &&
+		strcmp(ua->profile->app_id, fresh->profile->app_id) == 0 &&
+		strcmp(ua->secrets->email, fresh->secrets->email) == 0;
 	struct config *config = ua->config;
 	struct secrets *secrets = ua->secrets;
 	struct provider *providers = ua->providers;
@@ -330,10 +331,11 @@ EXPORT int ucaasauth_open(struct ucaasauth **ret, const char *profile,
 		return fail(UCAASAUTH_E_INVALID,
 		            "ucaasauth_open: flags must be 0, not %#x", flags);
 	if (profile && !profile_name_valid(profile))
-		return fail(UCAASAUTH_E_INVALID,
-		            "ucaasauth_open: a profile name is 1 to %d letters, "
-		            "digits, '-' or '_'",
-		            PROFILE_NAME_MAX);
+		return fail(
+			UCAASAUTH_E_INVALID,
+			"ucaasauth_open: a profile name is 1 to %d letters, "
+			"digits, '-' or '_'",
+			PROFILE_NAME_MAX);
 	return handle_open(ret, profile, false);
 }
 

@@ -70,9 +70,8 @@ int refresh(struct ucaasauth *ua, struct segment *seg,
 		              "margin",
 		              p->name, p->stack[who].name, ttl,
 		              (long long)(now - t0));
-	cache_lease_publish(seg, lease, header, len, &times,
-	                    p->stack[who].name, failed,
-	                    failed ? ucaasauth_last_error() : NULL);
+	cache_lease_publish(seg, lease, header, len, &times, p->stack[who].name,
+	                    failed, failed ? ucaasauth_last_error() : NULL);
 	r = failed;
 out:
 	sodium_memzero(header, sizeof(header));
@@ -82,8 +81,7 @@ out:
 int refresh_now(struct ucaasauth *ua)
 {
 	struct lease lease;
-	int r = cache_lease_take(ua->seg,
-	                         atomic_load(&ua->seg->generation),
+	int r = cache_lease_take(ua->seg, atomic_load(&ua->seg->generation),
 	                         lease_ms(ua), &lease);
 
 	return r == 0 ? refresh(ua, ua->seg, &lease) : r;
@@ -95,8 +93,7 @@ static void after_fork(struct ucaasauth *ua)
 {
 	pid_t pid = getpid();
 
-	if (ua->profile->cache != CACHE_PROCESS ||
-	    atomic_load(&ua->pid) == pid)
+	if (ua->profile->cache != CACHE_PROCESS || atomic_load(&ua->pid) == pid)
 		return;
 	pthread_mutex_lock(&ua->fork_lock);
 	if (atomic_load(&ua->pid) != pid) {
@@ -165,7 +162,8 @@ static int header_slow(struct ucaasauth *ua, char *buf, size_t size,
 			 * others keep the valid token without waiting. */
 			if (now < st.next_attempt_ms)
 				break;
-			r = cache_lease_take(seg, snap.generation, lease_ms(ua), &lease);
+			r = cache_lease_take(seg, snap.generation, lease_ms(ua),
+			                     &lease);
 			if (r != 0) {
 				unusable(ua, seg, r);
 				break;
@@ -208,7 +206,8 @@ static int header_slow(struct ucaasauth *ua, char *buf, size_t size,
 		}
 		/* Mandatory: one caller takes the lease and logs in; the
 		 * others sleep until it publishes, or its lease runs out. */
-		r = cache_lease_take(seg, snap.generation, lease_ms(ua), &lease);
+		r = cache_lease_take(seg, snap.generation, lease_ms(ua),
+		                     &lease);
 		if (r == 1) {
 			cache_wait(seg, seen, deadline);
 			continue;

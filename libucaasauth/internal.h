@@ -51,7 +51,7 @@ static inline int copy_out(const char *header, size_t len, char *buf,
 /* file.c: files that hold secrets or decide where secrets go or what
  * runs. */
 enum file_owner {
-	OWNER_SELF,        /* owned by the effective uid, no access for others */
+	OWNER_SELF, /* owned by the effective uid, no access for others */
 	OWNER_SELF_OR_ROOT, /* owned by us or root, writable by nobody else */
 	/* $CREDENTIALS_DIRECTORY: owned by us or root, no access for others
 	 * (group bits may show an ACL's mask) */
@@ -101,7 +101,11 @@ int file_write_atomic(const char *path, const char *what, const void *data,
 int file_make_parent(const char *path, int status);
 
 /* config.c */
-enum cache_mode { CACHE_SHARED, CACHE_PROCESS, CACHE_DAEMON };
+enum cache_mode {
+	CACHE_SHARED,
+	CACHE_PROCESS,
+	CACHE_DAEMON
+};
 enum provider_kind {
 	PROVIDER_BASIC,
 	PROVIDER_LOGIN,
@@ -125,7 +129,7 @@ enum control {
 struct stack_entry {
 	enum control control;
 	enum provider_kind kind;
-	char *name; /* basic, login, exec or the module's name */
+	char *name;  /* basic, login, exec or the module's name */
 	char **argv; /* the words after the name, NULL-terminated */
 	int argc;
 	int line;
@@ -135,7 +139,7 @@ struct stack_entry {
 
 struct profile {
 	char *name;
-	char *api_base;    /* no trailing slash */
+	char *api_base; /* no trailing slash */
 	char *app_id;
 	char *credentials; /* absolute path */
 	char *key_file;    /* absolute path */
@@ -153,7 +157,7 @@ struct profile {
 	int token_ttl, refresh_ahead, expiry_margin; /* seconds */
 	int wait_timeout, connect_timeout, timeout;  /* seconds */
 	int reject_min_age; /* seconds: a younger token's reject backs off */
-	int line; /* where its section starts, for messages */
+	int line;           /* where its section starts, for messages */
 };
 
 struct config {
@@ -205,14 +209,16 @@ int key_generate(const char *path);
 int cred_encrypt(const struct secrets *secrets, const char *profile,
                  const uint8_t *key, uint8_t **ret_data, size_t *ret_len);
 int cred_decrypt(const uint8_t *data, size_t len, const char *profile,
-                 const uint8_t *key, const char *path,
-                 struct secrets **ret);
+                 const uint8_t *key, const char *path, struct secrets **ret);
 int cred_load(const struct profile *profile, struct secrets **ret);
 int cred_store(const struct profile *profile, const struct secrets *secrets);
 /* What a profile's built-in providers need from the store (basic: the
  * App Key; login: email and password), and the first of it missing, or
  * NULL if all is there. */
-enum { NEEDS_APP_KEY = 1, NEEDS_LOGIN = 2 };
+enum {
+	NEEDS_APP_KEY = 1,
+	NEEDS_LOGIN = 2
+};
 unsigned profile_needs(const struct profile *p);
 const char *secrets_missing(const struct secrets *secrets, unsigned needs);
 
@@ -226,8 +232,8 @@ struct json_object;
 int json_parse_object(const char *text, size_t len, const char *what,
                       struct json_object **ret);
 void json_free_wiped(struct json_object *obj);
-bool json_get_string(struct json_object *obj, const char *key,
-                     const char **ret, size_t *ret_len);
+bool json_get_string(struct json_object *obj, const char *key, const char **ret,
+                     size_t *ret_len);
 
 /* provider-basic.c: "Authorization: Basic base64(app_id:app_key)" in
  * sodium_malloc memory. */
@@ -248,9 +254,8 @@ struct login {
 int login_fetch(struct login *login, const struct profile *profile,
                 const struct secrets *secrets, char *token, int *ret_ttl);
 /* Judges one login answer: status, body; the URL names it in messages. */
-int login_parse(long http_status, const char *body, size_t len,
-                const char *url, int default_ttl, char *token,
-                int *ret_ttl);
+int login_parse(long http_status, const char *body, size_t len, const char *url,
+                int default_ttl, char *token, int *ret_ttl);
 void login_free(struct login *login);
 /* Loads libcurl.so.4 with dlopen() and starts it, once per process,
  * wiping what it frees if no one started it before (then this code stays
@@ -277,10 +282,10 @@ struct ucaasauth {
 	struct login login;
 	struct provider *providers; /* the opened stack */
 	size_t n_providers;
-	pthread_mutex_t lock; /* guards retired and moves */
+	pthread_mutex_t lock;           /* guards retired and moves */
 	const struct segment **retired; /* views replaced, unmapped at close */
 	size_t n_retired;
-	char *identity; /* who shares the segment (shared cache) */
+	char *identity;    /* who shares the segment (shared cache) */
 	_Atomic pid_t pid; /* the process that last used seg (process cache) */
 	pthread_mutex_t fork_lock;
 };
@@ -306,7 +311,10 @@ int handle_open(struct ucaasauth **ret, const char *profile, bool serve);
  * SWAP_* flags. The caller keeps other threads off the handle, and off
  * the old segment and memfd, which close with `fresh`.
  */
-enum { SWAP_MOVED = 1, SWAP_DROPPED = 2 };
+enum {
+	SWAP_MOVED = 1,
+	SWAP_DROPPED = 2
+};
 const struct profile *handle_profile(const struct ucaasauth *ua);
 struct segment *handle_segment(const struct ucaasauth *ua, int *ret_fd);
 int handle_publish_basic(struct ucaasauth *ua);

@@ -121,8 +121,8 @@ void json_free_wiped(struct json_object *obj)
 	json_object_put(obj);
 }
 
-bool json_get_string(struct json_object *obj, const char *key,
-                     const char **ret, size_t *ret_len)
+bool json_get_string(struct json_object *obj, const char *key, const char **ret,
+                     size_t *ret_len)
 {
 	struct json_object *v;
 

@@ -37,8 +37,8 @@
  */
 #define DLOPEN_NOTE_OWNER "FDO"
 #define DLOPEN_NOTE_TYPE UINT32_C(0x407c0c0a)
-#define DLOPEN_NOTE_JSON                                                      \
-	"[{\"feature\":\"login\",\"description\":\"HTTP client for the "      \
+#define DLOPEN_NOTE_JSON                                                       \
+	"[{\"feature\":\"login\",\"description\":\"HTTP client for the "       \
 	"login provider (POST /login)\",\"priority\":\"required\","            \
 	"\"soname\":[\"" LIBCURL_SONAME "\"]}]"
 
@@ -52,30 +52,31 @@ struct dlopen_note {
 
 /* Notes are 4-byte aligned: the explicit alignment also stops the
  * compiler from aligning a large object to 32, which breaks the note. */
-__attribute__((used, section(".note.dlopen"))) _Alignas(uint32_t)
-static const struct dlopen_note dlopen_note = {
-	.nhdr = {
-		.n_namesz = sizeof(DLOPEN_NOTE_OWNER),
-		.n_descsz = sizeof(DLOPEN_NOTE_JSON),
-		.n_type = DLOPEN_NOTE_TYPE,
-	},
-	.name = DLOPEN_NOTE_OWNER,
-	.json = DLOPEN_NOTE_JSON,
+__attribute__((used, section(".note.dlopen"))) _Alignas(uint32_t) static const
+	struct dlopen_note dlopen_note = {
+		.nhdr =
+			{
+				.n_namesz = sizeof(DLOPEN_NOTE_OWNER),
+				.n_descsz = sizeof(DLOPEN_NOTE_JSON),
+				.n_type = DLOPEN_NOTE_TYPE,
+			},
+		.name = DLOPEN_NOTE_OWNER,
+		.json = DLOPEN_NOTE_JSON,
 };
 
 /* The libcurl functions this file calls, and nothing else: the table is
  * typed from curl.h, so a prototype change fails the build. */
-#define CURL_SYMBOLS(X)                                                       \
-	X(curl_global_init)                                                   \
-	X(curl_global_init_mem)                                               \
-	X(curl_easy_init)                                                     \
-	X(curl_easy_reset)                                                    \
-	X(curl_easy_setopt)                                                   \
-	X(curl_easy_perform)                                                  \
-	X(curl_easy_getinfo)                                                  \
-	X(curl_easy_cleanup)                                                  \
-	X(curl_easy_strerror)                                                 \
-	X(curl_slist_append)                                                  \
+#define CURL_SYMBOLS(X)                                                        \
+	X(curl_global_init)                                                    \
+	X(curl_global_init_mem)                                                \
+	X(curl_easy_init)                                                      \
+	X(curl_easy_reset)                                                     \
+	X(curl_easy_setopt)                                                    \
+	X(curl_easy_perform)                                                   \
+	X(curl_easy_getinfo)                                                   \
+	X(curl_easy_cleanup)                                                   \
+	X(curl_easy_strerror)                                                  \
+	X(curl_slist_append)                                                   \
 	X(curl_slist_free_all)
 
 #define SYM_DECLARE(name) static __typeof__(name) *sym_##name;
@@ -88,7 +89,7 @@ struct answer {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_status; /* of curl_start(): 0 or a status */
+static int curl_status;      /* of curl_start(): 0 or a status */
 static char curl_error[768]; /* why it failed */
 
 /*
@@ -164,15 +165,14 @@ static void curl_start(void)
 		         LIBCURL_SONAME, dlerror());
 		return;
 	}
-#define SYM_RESOLVE(name)                                                     \
-	sym_##name = (__typeof__(sym_##name))dlsym(h, #name);                 \
-	if (!sym_##name) {                                                    \
-		curl_status = UCAASAUTH_E_CONFIG;                             \
-		snprintf(curl_error, sizeof(curl_error),                      \
-		         "%s has no %s: %s", LIBCURL_SONAME, #name,           \
-		         dlerror());                                          \
-		dlclose(h);                                                   \
-		return;                                                       \
+#define SYM_RESOLVE(name)                                                      \
+	sym_##name = (__typeof__(sym_##name))dlsym(h, #name);                  \
+	if (!sym_##name) {                                                     \
+		curl_status = UCAASAUTH_E_CONFIG;                              \
+		snprintf(curl_error, sizeof(curl_error), "%s has no %s: %s",   \
+		         LIBCURL_SONAME, #name, dlerror());                    \
+		dlclose(h);                                                    \
+		return;                                                        \
 	}
 	CURL_SYMBOLS(SYM_RESOLVE)
 #undef SYM_RESOLVE
@@ -233,8 +233,8 @@ static int server_msg(const char *body, size_t len, char *out, size_t size)
 		return r == UCAASAUTH_E_NOMEM ? r : 0;
 	if (json_get_string(obj, "msg", &msg, &n)) {
 		for (size_t i = 0; i < n && o + 1 < size && o < 120; i++)
-			out[o++] = isprint((unsigned char)msg[i]) ? msg[i]
-			                                          : '?';
+			out[o++] =
+				isprint((unsigned char)msg[i]) ? msg[i] : '?';
 		out[o] = 0;
 	}
 	json_free_wiped(obj);
@@ -253,8 +253,8 @@ static bool token_valid(const char *t, size_t len)
 	return true;
 }
 
-int login_parse(long http_status, const char *body, size_t len,
-                const char *url, int default_ttl, char *token, int *ret_ttl)
+int login_parse(long http_status, const char *body, size_t len, const char *url,
+                int default_ttl, char *token, int *ret_ttl)
 {
 	struct json_object *obj, *exp;
 	char msg[128], what[1200];
@@ -272,15 +272,16 @@ int login_parse(long http_status, const char *body, size_t len,
 		            "%ld%s%s)",
 		            url, http_status, msg[0] ? ": " : "", msg);
 	if (http_status == 429 || (http_status >= 500 && http_status <= 599))
-		return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: HTTP %ld%s%s", url,
-		            http_status, msg[0] ? ": " : "", msg);
+		return fail(UCAASAUTH_E_UNAVAILABLE, "POST %s: HTTP %ld%s%s",
+		            url, http_status, msg[0] ? ": " : "", msg);
 	if (http_status >= 300 && http_status <= 399)
 		return fail(UCAASAUTH_E_PROTOCOL,
 		            "POST %s: HTTP %ld redirect, not followed", url,
 		            http_status);
 	if (http_status != 200)
-		return fail(UCAASAUTH_E_PROTOCOL, "POST %s: unexpected HTTP %ld%s%s",
-		            url, http_status, msg[0] ? ": " : "", msg);
+		return fail(UCAASAUTH_E_PROTOCOL,
+		            "POST %s: unexpected HTTP %ld%s%s", url,
+		            http_status, msg[0] ? ": " : "", msg);
 
 	snprintf(what, sizeof(what), "POST %s: the answer", url);
 	r = json_parse_object(body, len, what, &obj);
@@ -292,10 +293,11 @@ int login_parse(long http_status, const char *body, size_t len,
 		goto out;
 	}
 	if (!token_valid(s, n) || strlen(s) != n) {
-		r = fail(UCAASAUTH_E_PROTOCOL,
-		         "POST %s: the token is empty, longer than %d bytes, or "
-		         "holds spaces or control characters",
-		         url, TOKEN_MAX);
+		r = fail(
+			UCAASAUTH_E_PROTOCOL,
+			"POST %s: the token is empty, longer than %d bytes, or "
+			"holds spaces or control characters",
+			url, TOKEN_MAX);
 		goto out;
 	}
 	/* The documented answer has no expiry; honour one if it comes. */
@@ -341,8 +343,7 @@ static int make_body(const struct secrets *secrets, char **ret, size_t *ret_len)
 			goto out;
 		}
 	}
-	s = obj ? json_object_to_json_string_length(obj,
-	                                            JSON_C_TO_STRING_PLAIN,
+	s = obj ? json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN,
 	                                            &len)
 	        : NULL;
 	body = s ? sodium_malloc(len + 1) : NULL;

@@ -65,7 +65,8 @@ int message_parse(const char *buf, size_t len, struct message *ret,
 			if (strlen(m.f[i].key) == (size_t)(eq - line) &&
 			    memcmp(m.f[i].key, line, eq - line) == 0)
 				return fail(UCAASAUTH_E_PROTOCOL,
-				            "message repeats key %s", m.f[i].key);
+				            "message repeats key %s",
+				            m.f[i].key);
 		memcpy(m.f[m.n].key, line, eq - line);
 		m.f[m.n].key[eq - line] = 0;
 		memcpy(m.f[m.n].value, eq + 1, n - (eq - line) - 1);
@@ -89,8 +90,7 @@ const char *message_get(const struct message *m, const char *key)
 	return NULL;
 }
 
-bool message_get_u64(const struct message *m, const char *key,
-                     uint64_t *ret)
+bool message_get_u64(const struct message *m, const char *key, uint64_t *ret)
 {
 	const char *v = message_get(m, key);
 	uint64_t n = 0;
@@ -171,8 +171,7 @@ int message_send(int sock, struct outbuf *out, int fd, int flags)
 	return 0;
 }
 
-ssize_t message_recv(int sock, char *buf, size_t size, int flags,
-                     int *ret_fd)
+ssize_t message_recv(int sock, char *buf, size_t size, int flags, int *ret_fd)
 {
 	union {
 		struct cmsghdr h;

@@ -4,8 +4,8 @@
 
 #include "internal.h"
 
-#define MSG_MAX 4096      /* a whole message, blank line included */
-#define MSG_LINE_MAX 512  /* one line, without its LF */
+#define MSG_MAX 4096     /* a whole message, blank line included */
+#define MSG_LINE_MAX 512 /* one line, without its LF */
 #define MSG_KEY_MAX 32
 #define MSG_FIELDS 16
 
@@ -27,8 +27,7 @@ struct outbuf {
 int message_parse(const char *buf, size_t len, struct message *ret,
                   size_t *ret_used);
 const char *message_get(const struct message *m, const char *key);
-bool message_get_u64(const struct message *m, const char *key,
-                     uint64_t *ret);
+bool message_get_u64(const struct message *m, const char *key, uint64_t *ret);
 /* Appends "key=value\n"; -1 when it does not fit. */
 int message_add(struct outbuf *out, const char *key, const char *fmt, ...)
 	PRINTF(3, 4);
@@ -45,8 +44,7 @@ int message_send(int sock, struct outbuf *out, int fd, int flags);
  * descriptor that comes along goes to *ret_fd if ret_fd is not NULL and
  * *ret_fd is still -1; every other one is closed at once (the daemon
  * takes none). */
-ssize_t message_recv(int sock, char *buf, size_t size, int flags,
-                     int *ret_fd);
+ssize_t message_recv(int sock, char *buf, size_t size, int flags, int *ret_fd);
 
 /*
  * The socket's directory, as both sides check it: a directory (not a

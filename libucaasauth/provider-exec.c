@@ -83,15 +83,16 @@ static int add_env(struct exec_state *s, size_t *n, const char *name,
 
 	/* Named twice (exec_env = PATH): the later value replaces. */
 	for (size_t i = 0; i < *n; i++)
-		if (strncmp(s->env[i], name, len) == 0 && s->env[i][len] == '=') {
+		if (strncmp(s->env[i], name, len) == 0 &&
+		    s->env[i][len] == '=') {
 			free(s->env[i]);
 			s->env[i] = s->env[--*n];
 			s->env[*n] = NULL;
 			break;
 		}
 	if (*n == ENV_MAX)
-		return fail(UCAASAUTH_E_CONFIG, "exec_env: more than %d variables",
-		            ENV_MAX - 4);
+		return fail(UCAASAUTH_E_CONFIG,
+		            "exec_env: more than %d variables", ENV_MAX - 4);
 	if (asprintf(&s->env[*n], "%s=%s", name, value) < 0) {
 		s->env[*n] = NULL;
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");
@@ -100,7 +101,8 @@ static int add_env(struct exec_state *s, size_t *n, const char *name,
 	return 0;
 }
 
-static int exec_open(void **ret_state, const struct ucaasauth_provider_args *args)
+static int exec_open(void **ret_state,
+                     const struct ucaasauth_provider_args *args)
 {
 	const struct profile *p = provider_handle(args)->profile;
 	struct exec_state *s;
@@ -205,8 +207,7 @@ int exec_parse(const char *out, size_t len, const char *cmd, char *buf,
 	}
 	/* The rest (CR, LF, control characters) is judged for every
 	 * provider by the stack. */
-	if (slen == 0 || strlen(s) != slen ||
-	    strlen(prefix) + slen >= size ||
+	if (slen == 0 || strlen(s) != slen || strlen(prefix) + slen >= size ||
 	    (*prefix && strpbrk(s, " \t"))) {
 		r = fail(UCAASAUTH_E_PROTOCOL,
 		         "exec command %s: an empty, overlong or unsafe token "
@@ -232,10 +233,11 @@ int exec_parse(const char *out, size_t len, const char *cmd, char *buf,
 		                   ? (long)json_object_get_int64(v)
 		                   : -1;
 		if (lifetime <= 0) {
-			r = fail(UCAASAUTH_E_PROTOCOL,
-			         "exec command %s: \"expires_in\" is not a number "
-			         "of seconds",
-			         cmd);
+			r = fail(
+				UCAASAUTH_E_PROTOCOL,
+				"exec command %s: \"expires_in\" is not a number "
+				"of seconds",
+				cmd);
 			goto out;
 		}
 	}
@@ -291,7 +293,10 @@ struct run {
 };
 
 /* From the waiter to the caller, one message on `rep`. */
-enum { MSG_STATUS = 1, MSG_NOSTART };
+enum {
+	MSG_STATUS = 1,
+	MSG_NOSTART
+};
 struct msg {
 	int kind;
 	int value; /* a wait status; errno for MSG_NOSTART */
@@ -517,8 +522,8 @@ static void kill_tree(pid_t self, pid_t cmd)
 		grew = false;
 		if (proc < 0)
 			return;
-		while ((len = syscall(SYS_getdents64, proc, buf,
-		                      sizeof(buf))) > 0)
+		while ((len = syscall(SYS_getdents64, proc, buf, sizeof(buf))) >
+		       0)
 			for (long off = 0; off < len;) {
 				struct dirent64 *d = (void *)(buf + off);
 				pid_t pid = 0;
@@ -625,8 +630,7 @@ static _Noreturn void run_waiter(const struct run *run)
 		 * it is as good as gone (a fork of it may hold its ends). */
 		int64_t left = run->deadline + GRACE_MS - now_ms();
 
-		if (left <= 0 ||
-		    (sys_poll(pfd, 3, left) < 0 && errno != EINTR))
+		if (left <= 0 || (sys_poll(pfd, 3, left) < 0 && errno != EINTR))
 			break;
 		if (pfd[2].revents) {
 			drain(sfd);
@@ -733,7 +737,13 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1},
 	    rel[2] = {-1, -1}, kil[2] = {-1, -1};
 	struct msg m = {0, 0};
-	enum { RUNNING, ENDED, TIMED_OUT, TOO_BIG, BROKEN } end = RUNNING;
+	enum {
+		RUNNING,
+		ENDED,
+		TIMED_OUT,
+		TOO_BIG,
+		BROKEN
+	} end = RUNNING;
 	int poll_errno = 0, r;
 	pid_t pid;
 
@@ -781,7 +791,8 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 
 	/* Its output, until it closes both, by the deadline. */
 	while (end == RUNNING && (outp[0] >= 0 || errp[0] >= 0)) {
-		struct pollfd pfd[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
+		struct pollfd pfd[2] = {{outp[0], POLLIN, 0},
+		                        {errp[0], POLLIN, 0}};
 		int64_t left = run.deadline - now_ms();
 		ssize_t n;
 
@@ -810,7 +821,8 @@ static int exec_fetch(void *state, char *buf, size_t size, size_t *ret_len,
 		if (pfd[1].revents) {
 			char sink[512];
 			n = err_len < ERR_MAX
-			            ? read(errp[0], err + err_len, ERR_MAX - err_len)
+			            ? read(errp[0], err + err_len,
+			                   ERR_MAX - err_len)
 			            : read(errp[0], sink, sizeof(sink));
 			if (n > 0 && err_len < ERR_MAX)
 				err_len += (size_t)n;

@@ -43,10 +43,10 @@ struct ucaasauth_provider_args {
 	const char *profile;  /* the profile's name */
 	const char *api_base; /* e.g. "https://api.enablex.io/ucaas/v1" */
 	const char *app_id;
-	int argc;                 /* the words after the provider's name */
-	const char *const *argv;  /* on its configuration line; argv[argc]
+	int argc;                /* the words after the provider's name */
+	const char *const *argv; /* on its configuration line; argv[argc]
 	                             is NULL */
-	int timeout;              /* seconds a fetch may take at most */
+	int timeout;             /* seconds a fetch may take at most */
 	/* Sets the detail text ucaasauth_last_error() will show for the
 	 * status the module is about to return (one line, no secret). */
 	void (*error)(const char *message);
@@ -61,7 +61,8 @@ struct ucaasauth_provider {
 	 * what it needs in *ret_state. Returns 0 or a negative UCAASAUTH_E_*
 	 * status (UCAASAUTH_E_CONFIG for bad arguments).
 	 */
-	int (*open)(void **ret_state, const struct ucaasauth_provider_args *args);
+	int (*open)(void **ret_state,
+	            const struct ucaasauth_provider_args *args);
 
 	/*
 	 * Writes a whole header line ("Authorization: SCHEME VALUE": visible

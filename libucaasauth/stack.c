@@ -184,11 +184,11 @@ static int fetch_one(struct provider *p, char *buf, size_t size,
  * The header is that of the first provider that succeeded; a stack where
  * none did fails with the status of the last failure.
  */
-int stack_fetch(struct ucaasauth *ua, char *buf, size_t size,
-                size_t *ret_len, long *ret_lifetime, int *ret_who)
+int stack_fetch(struct ucaasauth *ua, char *buf, size_t size, size_t *ret_len,
+                long *ret_lifetime, int *ret_who)
 {
 	char tmp[HEADER_MAX + 1], required_error[1024] = "",
-	     last_error[1024] = "";
+				  last_error[1024] = "";
 	int required = 0, last = 0, who = -1, r;
 	long lifetime = 0, l = 0;
 	size_t len = 0, n = 0;

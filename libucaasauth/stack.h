@@ -34,8 +34,8 @@ int stack_open(struct ucaasauth *ua);
 void stack_close(struct ucaasauth *ua);
 /* Runs the stack; the header of the provider that answered goes to buf
  * (at least HEADER_MAX + 1 bytes), its index to *ret_who. */
-int stack_fetch(struct ucaasauth *ua, char *buf, size_t size,
-                size_t *ret_len, long *ret_lifetime, int *ret_who);
+int stack_fetch(struct ucaasauth *ua, char *buf, size_t size, size_t *ret_len,
+                long *ret_lifetime, int *ret_who);
 
 /* The opened provider, and its handle, behind a built-in provider's
  * args. */

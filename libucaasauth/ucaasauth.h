@@ -34,8 +34,8 @@ extern "C" {
 /* Status codes. Every function that can fail returns one of these. */
 enum {
 	UCAASAUTH_OK = 0,
-	UCAASAUTH_E_INVALID = -1,     /* a bad argument */
-	UCAASAUTH_E_CONFIG = -2,      /* bad or missing configuration or profile */
+	UCAASAUTH_E_INVALID = -1, /* a bad argument */
+	UCAASAUTH_E_CONFIG = -2,  /* bad or missing configuration or profile */
 	UCAASAUTH_E_CREDENTIALS = -3, /* credential store unreadable, wrong key,
 	                                 tampered or unsafe permissions */
 	UCAASAUTH_E_DENIED = -4,      /* the server refused the credentials */
@@ -94,8 +94,7 @@ struct ucaasauth;
  * ucaasauth_last_error() then names the file, line, key or profile at fault.
  */
 UCAASAUTH_WARN_UNUSED
-int ucaasauth_open(struct ucaasauth **ret, const char *profile,
-                   unsigned flags);
+int ucaasauth_open(struct ucaasauth **ret, const char *profile, unsigned flags);
 
 /*
  * Writes the whole header line, "Authorization: Token <t>" or

@@ -10,8 +10,8 @@
 
 int handle_retire(struct ucaasauth *ua, const struct segment *old)
 {
-	const struct segment **v = realloc(ua->retired,
-	                                   (ua->n_retired + 1) * sizeof(*v));
+	const struct segment **v =
+		realloc(ua->retired, (ua->n_retired + 1) * sizeof(*v));
 
 	if (!v)
 		return fail(UCAASAUTH_E_NOMEM, "out of memory");

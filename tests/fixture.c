@@ -71,7 +71,7 @@ void conf_write(const struct fixture *f, mode_t mode)
 void fixture_write_config(struct fixture *f, const char *tok_extra)
 {
 	const char *base =
-	        f->has_mock ? f->mock.base : "http://127.0.0.1:9/ucaas/v1";
+		f->has_mock ? f->mock.base : "http://127.0.0.1:9/ucaas/v1";
 
 	conf_reset();
 	conf_add("default_profile = tok\n"

@@ -36,7 +36,7 @@ struct fixture {
 
 /* Ends the test with a message (and errno's text when set). */
 void fatal(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2), noreturn));
+	__attribute__((format(printf, 1, 2), noreturn));
 
 /* ---- the world ---- */
 

@@ -20,16 +20,16 @@
 #define HUGE_MAPPING (64ull << 30)
 
 const char *const id_names[N_IDS] = {
-        "App Key",
-        "password",
-        "master key",
-        "master key (hex)",
-        "Basic header payload",
-        "keygen's key",
-        "token A",
-        "token B",
-        "plain marker",
-        "guarded marker",
+	"App Key",
+	"password",
+	"master key",
+	"master key (hex)",
+	"Basic header payload",
+	"keygen's key",
+	"token A",
+	"token B",
+	"plain marker",
+	"guarded marker",
 };
 
 /* The secrets: data ^ mask, never the plain bytes. */
@@ -62,13 +62,13 @@ void mask_from(int id, const void *plain, size_t len)
 static void make_secret(int id)
 {
 	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789";
+				  "abcdefghijklmnopqrstuvwxyz0123456789";
 
 	randombytes_buf(sec[id].mask, sizeof(sec[id].mask));
 	for (size_t i = 0; i < SECRET_LEN; i++)
 		sec[id].data[i] =
-		        (uint8_t)abc[randombytes_uniform(sizeof(abc) - 1)] ^
-		        sec[id].mask[i];
+			(uint8_t)abc[randombytes_uniform(sizeof(abc) - 1)] ^
+			sec[id].mask[i];
 	sec[id].len = SECRET_LEN;
 }
 

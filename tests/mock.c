@@ -20,21 +20,24 @@
 #include "mock.h"
 
 #define START_TIMEOUT_MS 10000
-#define STOP_TIMEOUT_MS	 5000
-#define MAX_ANSWER	 (1 << 20)
+#define STOP_TIMEOUT_MS 5000
+#define MAX_ANSWER (1 << 20)
 
 struct buffer {
 	char *data;
 	size_t len;
 };
 
-static void nap(long ms) {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+static void nap(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+	                      .tv_nsec = (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
-static const char *locate(void) {
+static const char *locate(void)
+{
 	const char *path = getenv("MOCK_UCAAS");
 	if (path && *path)
 		return path;
@@ -45,7 +48,8 @@ static const char *locate(void) {
 #endif
 }
 
-static void clear_dir(const char *dir) {
+static void clear_dir(const char *dir)
+{
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
@@ -60,7 +64,8 @@ static void clear_dir(const char *dir) {
 }
 
 /* Reaps the mock if it has exited. 1: gone, 0: still running, -1: not our child. */
-static int reap(pid_t pid, int *ret_status) {
+static int reap(pid_t pid, int *ret_status)
+{
 	int status;
 	pid_t r;
 	do {
@@ -75,21 +80,23 @@ static int reap(pid_t pid, int *ret_status) {
 	return 1;
 }
 
-static void terminate(pid_t pid) {
+static void terminate(pid_t pid)
+{
 	kill(pid, SIGTERM);
 	for (int waited = 0; waited < STOP_TIMEOUT_MS; waited += 10) {
 		if (reap(pid, NULL) != 0)
 			return;
 		nap(10);
 	}
-	fprintf(stderr, "mock: pid %d ignored SIGTERM for %d ms, killing it\n", (int)pid,
-		STOP_TIMEOUT_MS);
+	fprintf(stderr, "mock: pid %d ignored SIGTERM for %d ms, killing it\n",
+	        (int)pid, STOP_TIMEOUT_MS);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 }
 
-static pid_t spawn(char *const argv[]) {
+static pid_t spawn(char *const argv[])
+{
 	pid_t parent = getpid();
 	fflush(NULL);
 	pid_t pid = fork();
@@ -114,7 +121,8 @@ static pid_t spawn(char *const argv[]) {
 	_exit(127);
 }
 
-static int read_port(const char *path) {
+static int read_port(const char *path)
+{
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return 0;
@@ -130,7 +138,8 @@ static int read_port(const char *path) {
 	return port;
 }
 
-static int wait_port(struct mock *m, const char *port_file) {
+static int wait_port(struct mock *m, const char *port_file)
+{
 	for (int waited = 0; waited < START_TIMEOUT_MS; waited += 10) {
 		int port = read_port(port_file);
 		if (port > 0)
@@ -139,27 +148,33 @@ static int wait_port(struct mock *m, const char *port_file) {
 		int r = reap(m->pid, &status);
 		if (r != 0) {
 			if (r > 0 && WIFEXITED(status))
-				fprintf(stderr, "mock: server exited with status %d before listening\n",
-					WEXITSTATUS(status));
+				fprintf(stderr,
+				        "mock: server exited with status %d before listening\n",
+				        WEXITSTATUS(status));
 			else
-				fprintf(stderr, "mock: server died before listening\n");
+				fprintf(stderr,
+				        "mock: server died before listening\n");
 			m->pid = 0;
 			return -1;
 		}
 		nap(10);
 	}
-	fprintf(stderr, "mock: server did not listen within %d ms\n", START_TIMEOUT_MS);
+	fprintf(stderr, "mock: server did not listen within %d ms\n",
+	        START_TIMEOUT_MS);
 	return -1;
 }
 
-int mock_start(struct mock *m, const char *app_id, const char *app_key, const char *email,
-	       const char *password, int token_ttl, const char *tls_dir) {
+int mock_start(struct mock *m, const char *app_id, const char *app_key,
+               const char *email, const char *password, int token_ttl,
+               const char *tls_dir)
+{
 	char port_file[300], ttl[32], cert[300], key[300];
 
 	memset(m, 0, sizeof(*m));
 	const char *path = locate();
 	if (!path) {
-		fprintf(stderr, "mock: set MOCK_UCAAS to the path of tests/mock-ucaas.py\n");
+		fprintf(stderr,
+		        "mock: set MOCK_UCAAS to the path of tests/mock-ucaas.py\n");
 		return -1;
 	}
 	if (!app_id || !app_key || !email != !password || token_ttl < 0) {
@@ -170,8 +185,9 @@ int mock_start(struct mock *m, const char *app_id, const char *app_key, const ch
 		int a = snprintf(cert, sizeof(cert), "%s/server.pem", tls_dir);
 		int b = snprintf(key, sizeof(key), "%s/server.key", tls_dir);
 		int c = snprintf(m->ca, sizeof(m->ca), "%s/ca.pem", tls_dir);
-		if (a < 0 || (size_t)a >= sizeof(cert) || b < 0 || (size_t)b >= sizeof(key) ||
-		    c < 0 || (size_t)c >= sizeof(m->ca)) {
+		if (a < 0 || (size_t)a >= sizeof(cert) || b < 0 ||
+		    (size_t)b >= sizeof(key) || c < 0 ||
+		    (size_t)c >= sizeof(m->ca)) {
 			fprintf(stderr, "mock: tls_dir path too long\n");
 			m->ca[0] = '\0';
 			return -1;
@@ -183,7 +199,9 @@ int mock_start(struct mock *m, const char *app_id, const char *app_key, const ch
 		tmp = "/tmp";
 	int n = snprintf(m->dir, sizeof(m->dir), "%s/mock-ucaas.XXXXXX", tmp);
 	if (n < 0 || (size_t)n >= sizeof(m->dir) || !mkdtemp(m->dir)) {
-		fprintf(stderr, "mock: cannot create a temporary directory in %s\n", tmp);
+		fprintf(stderr,
+		        "mock: cannot create a temporary directory in %s\n",
+		        tmp);
 		memset(m, 0, sizeof(*m));
 		return -1;
 	}
@@ -231,8 +249,8 @@ int mock_start(struct mock *m, const char *app_id, const char *app_key, const ch
 	if (port < 0)
 		goto fail;
 	m->port = port;
-	snprintf(m->base, sizeof(m->base), "%s://127.0.0.1:%d/ucaas/v1", tls_dir ? "https" : "http",
-		 port);
+	snprintf(m->base, sizeof(m->base), "%s://127.0.0.1:%d/ucaas/v1",
+	         tls_dir ? "https" : "http", port);
 	return 0;
 
 fail:
@@ -244,7 +262,8 @@ fail:
 	return -1;
 }
 
-void mock_stop(struct mock *m) {
+void mock_stop(struct mock *m)
+{
 	if (!m)
 		return;
 	if (m->pid > 0) {
@@ -263,7 +282,8 @@ void mock_stop(struct mock *m) {
 	memset(m, 0, sizeof(*m));
 }
 
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
 	struct buffer *b = userdata;
 	size_t n = size * nmemb;
 	if (b->len + n > MAX_ANSWER)
@@ -283,8 +303,9 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
  * relative to the server root, anything else to the API base.
  * Returns the HTTP status or -1; *ret_body (if not NULL) gets the answer.
  */
-static int request(struct mock *m, const char *method, const char *path, const char *body,
-		   const char *header, char **ret_body) {
+static int request(struct mock *m, const char *method, const char *path,
+                   const char *body, const char *header, char **ret_body)
+{
 	char url[512];
 	struct buffer answer = {0};
 	struct curl_slist *headers = NULL;
@@ -293,8 +314,8 @@ static int request(struct mock *m, const char *method, const char *path, const c
 	if (!m || m->port <= 0)
 		return -1;
 	if (strncmp(path, "/_mock/", 7) == 0)
-		snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", m->ca[0] ? "https" : "http",
-			 m->port, path);
+		snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s",
+		         m->ca[0] ? "https" : "http", m->port, path);
 	else
 		snprintf(url, sizeof(url), "%s%s", m->base, path);
 
@@ -316,7 +337,8 @@ static int request(struct mock *m, const char *method, const char *path, const c
 		curl_easy_setopt(curl, CURLOPT_CAINFO, m->ca);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-		headers = curl_slist_append(headers, "Content-Type: application/json");
+		headers = curl_slist_append(headers,
+		                            "Content-Type: application/json");
 		if (!headers)
 			goto out;
 	}
@@ -330,7 +352,8 @@ static int request(struct mock *m, const char *method, const char *path, const c
 
 	CURLcode rc = curl_easy_perform(curl);
 	if (rc != CURLE_OK) {
-		fprintf(stderr, "mock: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+		fprintf(stderr, "mock: %s %s: %s\n", method, url,
+		        curl_easy_strerror(rc));
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -346,7 +369,8 @@ out:
 	return (int)status;
 }
 
-static struct json_object *fetch(struct mock *m, const char *key) {
+static struct json_object *fetch(struct mock *m, const char *key)
+{
 	char *body = NULL;
 	if (request(m, "GET", "/_mock/stats", NULL, NULL, &body) != 200) {
 		free(body);
@@ -364,7 +388,8 @@ static struct json_object *fetch(struct mock *m, const char *key) {
 	return value;
 }
 
-long mock_stat(struct mock *m, const char *key) {
+long mock_stat(struct mock *m, const char *key)
+{
 	struct json_object *v = fetch(m, key);
 	long ret = -1;
 	switch (json_object_get_type(v)) {
@@ -387,7 +412,8 @@ long mock_stat(struct mock *m, const char *key) {
 	return ret;
 }
 
-char *mock_stat_str(struct mock *m, const char *key) {
+char *mock_stat_str(struct mock *m, const char *key)
+{
 	struct json_object *v = fetch(m, key);
 	char *ret = NULL;
 	if (json_object_is_type(v, json_type_string))
@@ -396,15 +422,21 @@ char *mock_stat_str(struct mock *m, const char *key) {
 	return ret;
 }
 
-int mock_config(struct mock *m, const char *json) {
-	return request(m, "POST", "/_mock/config", json, NULL, NULL) == 200 ? 0 : -1;
+int mock_config(struct mock *m, const char *json)
+{
+	return request(m, "POST", "/_mock/config", json, NULL, NULL) == 200
+	               ? 0
+	               : -1;
 }
 
-int mock_reset(struct mock *m) {
-	return request(m, "POST", "/_mock/reset", "{}", NULL, NULL) == 200 ? 0 : -1;
+int mock_reset(struct mock *m)
+{
+	return request(m, "POST", "/_mock/reset", "{}", NULL, NULL) == 200 ? 0
+	                                                                   : -1;
 }
 
-int mock_customers(struct mock *m, const char *header_line) {
+int mock_customers(struct mock *m, const char *header_line)
+{
 	return request(m, "GET", "/customers", NULL, header_line, NULL);
 }
 

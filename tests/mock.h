@@ -34,8 +34,9 @@ struct mock {
  * Waits up to 10 s for the server to listen. Returns 0, or -1 with a message
  * on stderr (and nothing left running).
  */
-int mock_start(struct mock *m, const char *app_id, const char *app_key, const char *email,
-	       const char *password, int token_ttl, const char *tls_dir);
+int mock_start(struct mock *m, const char *app_id, const char *app_key,
+               const char *email, const char *password, int token_ttl,
+               const char *tls_dir);
 
 /* SIGTERM, waitpid (SIGKILL after 5 s), remove the temp dir. Idempotent. */
 void mock_stop(struct mock *m);

@@ -51,7 +51,7 @@ static char *in_tmp(char *buf, size_t size, const char *name)
 static void b64(const unsigned char *in, size_t len, char *out)
 {
 	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i, o = 0;
 
 	for (i = 0; i + 2 < len; i += 3) {
@@ -237,11 +237,11 @@ static void test_header_contract(void)
 static void test_strerror(void)
 {
 	static const int statuses[] = {
-		UCAASAUTH_OK,          UCAASAUTH_E_INVALID,
-		UCAASAUTH_E_CONFIG,    UCAASAUTH_E_CREDENTIALS,
-		UCAASAUTH_E_DENIED,    UCAASAUTH_E_UNAVAILABLE,
-		UCAASAUTH_E_PROTOCOL,  UCAASAUTH_E_CACHE,
-		UCAASAUTH_E_TIMEOUT,   UCAASAUTH_E_TOOSMALL,
+		UCAASAUTH_OK,         UCAASAUTH_E_INVALID,
+		UCAASAUTH_E_CONFIG,   UCAASAUTH_E_CREDENTIALS,
+		UCAASAUTH_E_DENIED,   UCAASAUTH_E_UNAVAILABLE,
+		UCAASAUTH_E_PROTOCOL, UCAASAUTH_E_CACHE,
+		UCAASAUTH_E_TIMEOUT,  UCAASAUTH_E_TOOSMALL,
 		UCAASAUTH_E_NOMEM,
 	};
 	static const int unknown[] = {-999, 5, 1, -11, INT_MIN, INT_MAX};

@@ -22,26 +22,26 @@ static pid_t main_pid;
 
 /* A minimal valid profile: the section on line 1, keys on lines 2 and 3,
  * so a key appended after it is on line 4. */
-#define GOOD_PROFILE                                                      \
-	"[profile p]\n"                                                   \
-	"api_base = https://api.enablex.io/ucaas/v1\n"                    \
+#define GOOD_PROFILE                                                           \
+	"[profile p]\n"                                                        \
+	"api_base = https://api.enablex.io/ucaas/v1\n"                         \
 	"app_id = app\n"
 
 /* Parses text of a given length that must be refused with E_CONFIG, the
  * detail naming "path:line:" and `needle` (the key, or what is wrong). */
-#define REFUSED_N(text, len, line, needle)                                \
-	do {                                                              \
-		struct config *c_ = NULL;                                 \
-		char at_[PATH_MAX + 32];                                  \
-		CHECK_INT(config_parse((text), (len), conf_path, &c_),    \
-		          UCAASAUTH_E_CONFIG);                            \
-		CHECK(c_ == NULL);                                        \
-		snprintf(at_, sizeof(at_), "%s:%d:", conf_path, (line));  \
-		CHECK_ERROR_HAS(at_);                                     \
-		CHECK_ERROR_HAS(needle);                                  \
+#define REFUSED_N(text, len, line, needle)                                     \
+	do {                                                                   \
+		struct config *c_ = NULL;                                      \
+		char at_[PATH_MAX + 32];                                       \
+		CHECK_INT(config_parse((text), (len), conf_path, &c_),         \
+		          UCAASAUTH_E_CONFIG);                                 \
+		CHECK(c_ == NULL);                                             \
+		snprintf(at_, sizeof(at_), "%s:%d:", conf_path, (line));       \
+		CHECK_ERROR_HAS(at_);                                          \
+		CHECK_ERROR_HAS(needle);                                       \
 	} while (0)
 
-#define REFUSED(text, line, needle)                                       \
+#define REFUSED(text, line, needle)                                            \
 	REFUSED_N((text), strlen(text), (line), (needle))
 
 static int rm_entry(const char *path, const struct stat *st, int flag,
@@ -70,30 +70,30 @@ static char *in_tmp(char *buf, size_t size, const char *name)
 static void test_good_file(void)
 {
 	static const char text[] =
-		"# libucaasauth test configuration\r\n"          /* 1 */
-		"; a comment in the other style\r\n"             /* 2 */
-		"\r\n"                                           /* 3 */
-		"   default_profile   =   beta   \r\n"           /* 4 */
-		"\t\r\n"                                         /* 5 */
-		"[profile alpha]\r\n"                            /* 6 */
+		"# libucaasauth test configuration\r\n"           /* 1 */
+		"; a comment in the other style\r\n"              /* 2 */
+		"\r\n"                                            /* 3 */
+		"   default_profile   =   beta   \r\n"            /* 4 */
+		"\t\r\n"                                          /* 5 */
+		"[profile alpha]\r\n"                             /* 6 */
 		"api_base = https://api.enablex.io/ucaas/v1/\r\n" /* 7 */
-		"app_id = alpha-app\r\n"                         /* 8 */
-		"provider = basic\r\n"                           /* 9 */
-		"[ profile   beta ]\n"                           /* 10 */
-		"\tapi_base=http://127.0.0.1:8080/ucaas/v1//\n"  /* 11 */
-		"  app_id\t=\tbeta_app  \n"                      /* 12 */
-		"provider = required login\n"                    /* 13 */
-		"token_ttl = 1200\n"                             /* 14 */
-		"refresh_ahead = 600\n"                          /* 15 */
-		"expiry_margin = 600\n"                          /* 16 */
-		"wait_timeout = 7\n"                             /* 17 */
-		"connect_timeout = 3\n"                          /* 18 */
-		"timeout = 30\n"                                 /* 19 */
-		"cache = process\n"                              /* 20 */
-		"credentials = sub/beta.cred\n"                  /* 21 */
-		"key_file = /etc/keys/beta.key\n"                /* 22 */
-		"ca_file = ca.pem\n"                             /* 23 */
-		"  # a last comment without a newline";          /* 24 */
+		"app_id = alpha-app\r\n"                          /* 8 */
+		"provider = basic\r\n"                            /* 9 */
+		"[ profile   beta ]\n"                            /* 10 */
+		"\tapi_base=http://127.0.0.1:8080/ucaas/v1//\n"   /* 11 */
+		"  app_id\t=\tbeta_app  \n"                       /* 12 */
+		"provider = required login\n"                     /* 13 */
+		"token_ttl = 1200\n"                              /* 14 */
+		"refresh_ahead = 600\n"                           /* 15 */
+		"expiry_margin = 600\n"                           /* 16 */
+		"wait_timeout = 7\n"                              /* 17 */
+		"connect_timeout = 3\n"                           /* 18 */
+		"timeout = 30\n"                                  /* 19 */
+		"cache = process\n"                               /* 20 */
+		"credentials = sub/beta.cred\n"                   /* 21 */
+		"key_file = /etc/keys/beta.key\n"                 /* 22 */
+		"ca_file = ca.pem\n"                              /* 23 */
+		"  # a last comment without a newline";           /* 24 */
 	struct config *config = NULL;
 	const struct profile *p;
 	char buf[PATH_MAX];
@@ -180,7 +180,10 @@ static void test_accepted_values(void)
 		"http://[::1]:8443/v1",
 	};
 	static const char *const controls[] = {
-		"required", "requisite", "sufficient", "optional",
+		"required",
+		"requisite",
+		"sufficient",
+		"optional",
 	};
 	struct config *config = NULL;
 	char text[8192], name[PROFILE_NAME_MAX + 1];
@@ -410,8 +413,8 @@ static void test_value_refusals(void)
 	                     "provider = sufficient login\n"
 	                     "provider = sufficient login\n"
 	                     "provider = sufficient login\n"
-	                     "provider = sufficient login\n", 12,
-	        "more than 8 providers");
+	                     "provider = sufficient login\n",
+	        12, "more than 8 providers");
 	REFUSED(GOOD_PROFILE "provider = login --verbose\n", 4,
 	        "provider: arguments are not supported by the 'login'");
 	REFUSED(GOOD_PROFILE "provider = required basic extra\n", 4,

@@ -105,17 +105,17 @@ static int count_temporaries(void)
 
 /* A failure to open srv: E_CREDENTIALS naming `needle`, *ret untouched,
  * and never the App Key. */
-#define OPEN_REFUSED(profile, needle)                                     \
-	do {                                                              \
-		static char s_;                                           \
-		struct ucaasauth *m_ = (struct ucaasauth *)(void *)&s_;   \
-		struct ucaasauth *u_ = m_;                                \
-		CHECK_INT(ucaasauth_open(&u_, (profile), 0),              \
-		          UCAASAUTH_E_CREDENTIALS);                       \
-		CHECK(u_ == m_);                                          \
-		CHECK_ERROR_HAS(needle);                                  \
-		CHECK(strstr(ucaasauth_last_error(), APP_KEY) == NULL);   \
-		CHECK(strstr(ucaasauth_last_error(), SECRET) == NULL);    \
+#define OPEN_REFUSED(profile, needle)                                          \
+	do {                                                                   \
+		static char s_;                                                \
+		struct ucaasauth *m_ = (struct ucaasauth *)(void *)&s_;        \
+		struct ucaasauth *u_ = m_;                                     \
+		CHECK_INT(ucaasauth_open(&u_, (profile), 0),                   \
+		          UCAASAUTH_E_CREDENTIALS);                            \
+		CHECK(u_ == m_);                                               \
+		CHECK_ERROR_HAS(needle);                                       \
+		CHECK(strstr(ucaasauth_last_error(), APP_KEY) == NULL);        \
+		CHECK(strstr(ucaasauth_last_error(), SECRET) == NULL);         \
 	} while (0)
 
 static void open_ok(const char *profile)
@@ -576,9 +576,9 @@ static void test_fifo(void)
 		alarm(2);
 		r = ucaasauth_open(&ua, "srv", 0);
 		_exit(r == UCAASAUTH_E_CREDENTIALS && ucaasauth_last_error() &&
-		              strstr(ucaasauth_last_error(), srv_cred)
-		      ? 0
-		      : 1);
+		                      strstr(ucaasauth_last_error(), srv_cred)
+		              ? 0
+		              : 1);
 	}
 	CHECK_INT(waitpid(pid, &status, 0), pid);
 	CHECK_INT(unlink(srv_cred), 0);
@@ -588,24 +588,24 @@ static void test_fifo(void)
 	CHECK_INT(WEXITSTATUS(status), 0);
 }
 
-#define PARSE_REFUSED(text, len, needle)                                  \
-	do {                                                              \
-		struct secrets *s_ = secrets_new();                       \
-		CHECK(s_ != NULL);                                        \
-		CHECK_INT(secrets_parse(s_, (text), (len), "stdin-test"), \
-		          UCAASAUTH_E_CREDENTIALS);                       \
-		CHECK_ERROR_HAS("stdin-test");                            \
-		CHECK_ERROR_HAS(needle);                                  \
-		CHECK(strstr(ucaasauth_last_error(), SECRET) == NULL);    \
-		secrets_free(s_);                                         \
+#define PARSE_REFUSED(text, len, needle)                                       \
+	do {                                                                   \
+		struct secrets *s_ = secrets_new();                            \
+		CHECK(s_ != NULL);                                             \
+		CHECK_INT(secrets_parse(s_, (text), (len), "stdin-test"),      \
+		          UCAASAUTH_E_CREDENTIALS);                            \
+		CHECK_ERROR_HAS("stdin-test");                                 \
+		CHECK_ERROR_HAS(needle);                                       \
+		CHECK(strstr(ucaasauth_last_error(), SECRET) == NULL);         \
+		secrets_free(s_);                                              \
 	} while (0)
 
 #define PARSE_REFUSED_S(text, needle) PARSE_REFUSED(text, strlen(text), needle)
 
 static void test_secrets_parse(void)
 {
-	static const char good[] = "app_key=" APP_KEY "\r\nemail=" EMAIL
-	                           "\npassword=" SECRET;
+	static const char good[] =
+		"app_key=" APP_KEY "\r\nemail=" EMAIL "\npassword=" SECRET;
 	char big[SECRET_MAX + 64];
 	struct secrets *s;
 	size_t n;

@@ -83,7 +83,8 @@ static void start_daemon(void)
 	int argc = 0;
 	int64_t end = ms_now() + READY_MS;
 
-	for (char *w = strtok(words, " "); w && argc < 28; w = strtok(NULL, " "))
+	for (char *w = strtok(words, " "); w && argc < 28;
+	     w = strtok(NULL, " "))
 		argv[argc++] = w;
 	argv[argc++] = UCAAS_AUTHD;
 	argv[argc] = NULL;
@@ -105,8 +106,10 @@ static void start_daemon(void)
 		}
 		if (ms_now() >= end || waitpid(daemon_pid, NULL, WNOHANG) != 0)
 			show_log();
-		CHECK_MSG(ms_now() < end, "ucaas-authd sent no READY=1 within "
-		          "%d s of its start", READY_MS / 1000);
+		CHECK_MSG(ms_now() < end,
+		          "ucaas-authd sent no READY=1 within "
+		          "%d s of its start",
+		          READY_MS / 1000);
 		CHECK_MSG(waitpid(daemon_pid, NULL, WNOHANG) == 0,
 		          "ucaas-authd exited before READY=1");
 		ms_sleep(10);
@@ -305,8 +308,7 @@ static int young_rejecter(void *arg, int i)
 	become(NOBODY, NOBODY);
 	if (ucaasauth_open(&ua, "tok", 0) != 0)
 		return 10;
-	for (int n = 0; n < 20000 && mock_stat(&fix.mock, "logins") < 4;
-	     n++) {
+	for (int n = 0; n < 20000 && mock_stat(&fix.mock, "logins") < 4; n++) {
 		if (ucaasauth_header(ua, buf, sizeof(buf), &len) != 0)
 			return 12;
 		if (ucaasauth_reject(ua, buf) != 0)
@@ -437,8 +439,10 @@ static void reload_daemon(void)
 		}
 		if (ms_now() >= end)
 			show_log();
-		CHECK_MSG(ms_now() < end, "ucaas-authd sent no READY=1 within "
-		          "%d s of SIGHUP", READY_MS / 1000);
+		CHECK_MSG(ms_now() < end,
+		          "ucaas-authd sent no READY=1 within "
+		          "%d s of SIGHUP",
+		          READY_MS / 1000);
 		ms_sleep(10);
 	}
 }
@@ -478,7 +482,8 @@ static int connect_raw(void)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	memcpy(addr.sun_path, sock_path, strlen(sock_path));
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+	if (fd >= 0 &&
+	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -496,7 +501,8 @@ static void raw_request(const char *req, size_t len, char *out, size_t size)
 	CHECK(fd >= 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	send(fd, req, len, MSG_NOSIGNAL);
-	while (got < size - 1 && (n = recv(fd, out + got, size - 1 - got, 0)) > 0)
+	while (got < size - 1 &&
+	       (n = recv(fd, out + got, size - 1 - got, 0)) > 0)
 		got += n;
 	out[got] = 0;
 	close(fd);
@@ -703,8 +709,8 @@ static int fake_daemon(int up, int down, void *arg)
 	uid_t uid = *(uid_t *)arg;
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	int64_t now = now_ms();
-	struct token_times t = {now, now + 600000, now + 700000,
-	                        now + 800000, 0};
+	struct token_times t = {now, now + 600000, now + 700000, now + 800000,
+	                        0};
 	struct segment *seg;
 	int memfd, lfd;
 
@@ -837,8 +843,8 @@ static int knocker(int up, int down, void *arg)
 		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (connect(fds[i], (struct sockaddr *)&addr,
-		            sizeof(addr)) < 0) {
+		if (connect(fds[i], (struct sockaddr *)&addr, sizeof(addr)) <
+		    0) {
 			close(fds[i]);
 			fds[i] = -1;
 		}
@@ -855,8 +861,8 @@ static int knocker(int up, int down, void *arg)
 		if (fds[i] < 0)
 			continue;
 		while (got < sizeof(buf) - 1 &&
-		       (n = recv(fds[i], buf + got, sizeof(buf) - 1 - got,
-		                 0)) > 0)
+		       (n = recv(fds[i], buf + got, sizeof(buf) - 1 - got, 0)) >
+		               0)
 			got += n;
 		buf[got] = 0;
 		counts[1] += strncmp(buf, "status=error\ncode=", 18) == 0;
@@ -933,11 +939,11 @@ int main(int argc, char **argv)
 		const char *name;
 		void (*run)(void);
 	} scenarios[] = {
-		{"serve", test_serve},     {"refuse", test_refuse},
-		{"reject", test_reject},   {"killed", test_killed},
-		{"young", test_young},     {"short", test_short},
-		{"reload", test_reload},   {"garbage", test_garbage},
-		{"revoke", test_revoke},   {"squat", test_squat},
+		{"serve", test_serve},         {"refuse", test_refuse},
+		{"reject", test_reject},       {"killed", test_killed},
+		{"young", test_young},         {"short", test_short},
+		{"reload", test_reload},       {"garbage", test_garbage},
+		{"revoke", test_revoke},       {"squat", test_squat},
 		{"strangers", test_strangers},
 	};
 

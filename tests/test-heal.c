@@ -47,7 +47,7 @@ static struct board {
 	_Atomic long calls[READERS];
 	_Atomic long served_after[READERS]; /* OK headers after the damage */
 	_Atomic int damaged;
-} *board;
+} * board;
 
 /* A header line the library may return: what the server must see. */
 static bool well_formed(const char *buf, size_t len)
@@ -76,18 +76,21 @@ static int reader(void *arg, int id)
 
 		atomic_fetch_add(&board->calls[id], 1);
 		if (r == 0 && !well_formed(buf, len)) {
-			fprintf(stderr, "reader %d: OK with a malformed header "
-			        "(%zu bytes)\n", id, len);
+			fprintf(stderr,
+			        "reader %d: OK with a malformed header "
+			        "(%zu bytes)\n",
+			        id, len);
 			return 11;
 		}
 		if (r < 0 && (r < UCAASAUTH_E_NOMEM || buf[0] != 0))
 			return 12;
 		if (r == 0 && damaged) {
 			atomic_fetch_add(&board->served_after[id], 1);
-			if (!checked &&
-			    mock_customers(&fix.mock, buf) != 200) {
-				fprintf(stderr, "reader %d: the server refused "
-				        "its header\n", id);
+			if (!checked && mock_customers(&fix.mock, buf) != 200) {
+				fprintf(stderr,
+				        "reader %d: the server refused "
+				        "its header\n",
+				        id);
 				return 13;
 			}
 			checked = true;
@@ -327,7 +330,8 @@ static void test_random(void)
 
 		if (round % 16 != 15 && at < offsetof(struct segment, seq))
 			at = offsetof(struct segment, seq) +
-			     at % (SEGMENT_SIZE - offsetof(struct segment, seq));
+			     at % (SEGMENT_SIZE -
+			           offsetof(struct segment, seq));
 		if (cache_retired(seg)) {
 			munmap(seg, SEGMENT_SIZE);
 			seg = map_segment(NULL);

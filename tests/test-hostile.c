@@ -160,13 +160,13 @@ static void write_profiles_with(int raw_port, const char *raw_timeouts)
 	char extra[1024];
 
 	snprintf(extra, sizeof(extra),
-	         TIMEOUTS
-	         "[profile shr]\n"
-	         "api_base = %s\napp_id = " FIX_APP_ID "\nprovider = login\n"
-	         "cache = shared\ntimeout = 2\nconnect_timeout = 1\n"
-	         "[profile raw]\n"
-	         "api_base = http://127.0.0.1:%d/ucaas/v1\n"
-	         "app_id = " FIX_APP_ID "\nprovider = login\n%s",
+	         TIMEOUTS "[profile shr]\n"
+	                  "api_base = %s\napp_id = " FIX_APP_ID
+	                  "\nprovider = login\n"
+	                  "cache = shared\ntimeout = 2\nconnect_timeout = 1\n"
+	                  "[profile raw]\n"
+	                  "api_base = http://127.0.0.1:%d/ucaas/v1\n"
+	                  "app_id = " FIX_APP_ID "\nprovider = login\n%s",
 	         fix.mock.base, raw_port > 0 ? raw_port : 9,
 	         raw_timeouts ? raw_timeouts : TIMEOUTS);
 	fixture_write_config(&fix, extra);
@@ -179,8 +179,8 @@ static void write_profiles(int raw_port)
 
 /* One timeout far from the other, so that which one ended a call is
  * plain on any machine: e.g. connect_timeout = 1 against timeout = 30. */
-#define FAR_TIMEOUTS(connect, total)                                      \
-	"cache = process\ntimeout = " #total "\nconnect_timeout = " #connect \
+#define FAR_TIMEOUTS(connect, total)                                           \
+	"cache = process\ntimeout = " #total "\nconnect_timeout = " #connect   \
 	"\n"
 
 /* The connections a listening socket holds, accepted by the kernel and
@@ -438,13 +438,13 @@ static void test_floods(void)
 		const char *detail;
 	} cases[] = {
 		{RAW_NO_LENGTH, "10 MB, no length", UCAASAUTH_E_PROTOCOL,
-		 "larger than"},
+	         "larger than"},
 		{RAW_CHUNKED, "10 MB, chunked", UCAASAUTH_E_PROTOCOL,
-		 "larger than"},
+	         "larger than"},
 		/* libcurl refuses headers over 300 kB: the transfer fails,
 		 * which reads as a broken connection. */
 		{RAW_HEADERS, "10 MB of headers", UCAASAUTH_E_UNAVAILABLE,
-		 "POST"},
+	         "POST"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -496,8 +496,10 @@ static void test_silent_servers(void)
 	write_profiles_with(port, FAR_TIMEOUTS(1, 30));
 	o = header_call("raw");
 	check_outcome(&o, UCAASAUTH_E_UNAVAILABLE, "Timeout", 800);
-	CHECK_MSG(o.ms < 15000, "%lld ms: ended by timeout (30 s), not by "
-	          "connect_timeout (1 s)", (long long)o.ms);
+	CHECK_MSG(o.ms < 15000,
+	          "%lld ms: ended by timeout (30 s), not by "
+	          "connect_timeout (1 s)",
+	          (long long)o.ms);
 	close(filler);
 	close(fd);
 
@@ -537,11 +539,11 @@ static void test_config_injection(void)
 #define C(s, d, w) {s, sizeof(s) - 1, d, w}
 		C("app_id = app\rX-Evil: 1\n", "control character", ":3:"),
 		C("app_id = app\r\nX-Evil: 1\n", "expected 'key = value'",
-		  ":4:"),
+	          ":4:"),
 		C("app_id = app\nX-Evil: 1\n", "expected 'key = value'", ":4:"),
 		C("app_id = app\nX-Evil = 1\n", "unknown key", ":4:"),
 		C("app_id = app\r\n\r\nGET / HTTP/1.1\n",
-		  "expected 'key = value'", ":5:"),
+	          "expected 'key = value'", ":5:"),
 		C("app_id = app\tX-Evil:1\n", "app_id", ":3:"),
 		C("app_id = app X-Evil: 1\n", "app_id", ":3:"),
 		C("app_id = app\vX-Evil:1\n", "control character", ":3:"),

@@ -166,7 +166,7 @@ static void scan_core(const uint8_t *core, size_t size, struct needles *nd)
 	CHECK(eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) <= size);
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *ph =
-		        (const void *)(core + eh->e_phoff + i * sizeof(*ph));
+			(const void *)(core + eh->e_phoff + i * sizeof(*ph));
 		uint64_t off = ph->p_offset, end = off + ph->p_filesz;
 
 		CHECK(end >= off && end <= size);
@@ -181,7 +181,7 @@ static void scan_core(const uint8_t *core, size_t size, struct needles *nd)
 		while (off + sizeof(Elf64_Nhdr) <= end) {
 			const Elf64_Nhdr *nh = (const void *)(core + off);
 			uint64_t desc =
-			        off + sizeof(*nh) + ((nh->n_namesz + 3) & ~3u);
+				off + sizeof(*nh) + ((nh->n_namesz + 3) & ~3u);
 			uint64_t next = desc + ((nh->n_descsz + 3) & ~3u);
 
 			CHECK(next <= end);
@@ -200,7 +200,7 @@ static void scan_core(const uint8_t *core, size_t size, struct needles *nd)
 static void test_core(const char *self)
 {
 	char nonce[33], plain_mark[64], guard_mark[64], prefix[PATH_MAX],
-	        core[PATH_MAX + 16], log[PATH_MAX];
+		core[PATH_MAX + 16], log[PATH_MAX];
 	uint8_t rnd[16];
 	struct needles nd;
 	struct stat st;

@@ -51,11 +51,11 @@ static void scenario_child(const char *profile, struct scenario *out)
 	for (int id = 0; id < N_IDS; id++) {
 		if (ua->secrets)
 			out->guarded[id] +=
-			        copies_within(&out->open_scan, id, ua->secrets,
+				copies_within(&out->open_scan, id, ua->secrets,
 			                      sizeof(*ua->secrets));
 		if (ua->basic)
 			out->guarded[id] += copies_within(
-			        &out->open_scan, id, ua->basic, ua->basic_len);
+				&out->open_scan, id, ua->basic, ua->basic_len);
 	}
 	if (ua->secrets)
 		vmflags_of(ua->secrets, out->vmflags, sizeof(out->vmflags));

@@ -62,31 +62,31 @@ static void test_messages(void)
 		const char *config;
 		int status;
 	} answers[] = {
-	        {"{\"password\": \"not-the-stored-one\"}", UCAASAUTH_E_DENIED},
-	        {"{\"login_status\": 401}", UCAASAUTH_E_DENIED},
-	        {"{\"login_status\": 500}", UCAASAUTH_E_UNAVAILABLE},
-	        {"{\"login_status\": 404}", UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_body\": \"not json\"}", UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_body\": \"{\\\"token\\\": \\\"a\\\\r\\\\nX: 1\\\"}\"}",
+		{"{\"password\": \"not-the-stored-one\"}", UCAASAUTH_E_DENIED},
+		{"{\"login_status\": 401}", UCAASAUTH_E_DENIED},
+		{"{\"login_status\": 500}", UCAASAUTH_E_UNAVAILABLE},
+		{"{\"login_status\": 404}", UCAASAUTH_E_PROTOCOL},
+		{"{\"login_body\": \"not json\"}", UCAASAUTH_E_PROTOCOL},
+		{"{\"login_body\": \"{\\\"token\\\": \\\"a\\\\r\\\\nX: 1\\\"}\"}",
 	         UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_body\": \"{\\\"token\\\": 7}\"}",
+		{"{\"login_body\": \"{\\\"token\\\": 7}\"}",
 	         UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_body\": \"{\\\"token\\\": \\\"t\\\", "
+		{"{\"login_body\": \"{\\\"token\\\": \\\"t\\\", "
 	         "\\\"expires_in\\\": -1}\"}",
 	         UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_fault\": \"redirect\"}", UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_fault\": \"huge\"}", UCAASAUTH_E_PROTOCOL},
-	        {"{\"login_fault\": \"drop\"}", UCAASAUTH_E_UNAVAILABLE},
+		{"{\"login_fault\": \"redirect\"}", UCAASAUTH_E_PROTOCOL},
+		{"{\"login_fault\": \"huge\"}", UCAASAUTH_E_PROTOCOL},
+		{"{\"login_fault\": \"drop\"}", UCAASAUTH_E_UNAVAILABLE},
 	};
 	/* Credential lines, %s standing for the secret id. */
 	static const struct {
 		const char *text, *error, *what;
 		int id;
 	} bad_lines[] = {
-	        {"x\n%s", "line 3", "line without '='", S_APP_KEY},
-	        {"x\nbogus=%s", "unknown key", "unknown key", S_APP_KEY},
-	        {"x\npassword=%s", "duplicate", "duplicate key", S_PASSWORD},
-	        {"%s\a", "control character", "control character", S_PASSWORD},
+		{"x\n%s", "line 3", "line without '='", S_APP_KEY},
+		{"x\nbogus=%s", "unknown key", "unknown key", S_APP_KEY},
+		{"x\npassword=%s", "duplicate", "duplicate key", S_PASSWORD},
+		{"%s\a", "control character", "control character", S_PASSWORD},
 	};
 	char path[PATH_MAX], other[PATH_MAX], saved[PATH_MAX];
 	struct ucaasauth *ua;

@@ -43,44 +43,51 @@ static void test_answers(void)
 		const char *detail;
 	} cases[] = {
 		{"{\"login_body\": \"not json\"}", UCAASAUTH_E_PROTOCOL,
-		 "not one JSON document"},
-		{"{\"login_body\": \"{}\"}", UCAASAUTH_E_PROTOCOL, "no \"token\""},
+	         "not one JSON document"},
+		{"{\"login_body\": \"{}\"}", UCAASAUTH_E_PROTOCOL,
+	         "no \"token\""},
 		{"{\"login_body\": \"[1, 2]\"}", UCAASAUTH_E_PROTOCOL,
-		 "not a JSON object"},
-		{"{\"login_body\": \"{\\\"token\\\": 5}\"}", UCAASAUTH_E_PROTOCOL,
-		 "no \"token\" string"},
+	         "not a JSON object"},
+		{"{\"login_body\": \"{\\\"token\\\": 5}\"}",
+	         UCAASAUTH_E_PROTOCOL, "no \"token\" string"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"\\\"}\"}",
-		 UCAASAUTH_E_PROTOCOL, "empty"},
+	         UCAASAUTH_E_PROTOCOL, "empty"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"a\\\\r\\\\nX-Evil: 1\\\"}\"}",
-		 UCAASAUTH_E_PROTOCOL, "control characters"},
+	         UCAASAUTH_E_PROTOCOL, "control characters"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"a b\\\"}\"}",
-		 UCAASAUTH_E_PROTOCOL, "spaces"},
+	         UCAASAUTH_E_PROTOCOL, "spaces"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"a\\\\u0000b\\\"}\"}",
-		 UCAASAUTH_E_PROTOCOL, "control characters"},
+	         UCAASAUTH_E_PROTOCOL, "control characters"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"abc\\\"} trailing\"}",
-		 UCAASAUTH_E_PROTOCOL, "not one JSON document"},
+	         UCAASAUTH_E_PROTOCOL, "not one JSON document"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"abc\\\", \\\"expires_in\\\": \\\"soon\\\"}\"}",
-		 UCAASAUTH_E_PROTOCOL, "expires_in"},
+	         UCAASAUTH_E_PROTOCOL, "expires_in"},
 		{"{\"login_body\": \"{\\\"token\\\": \\\"abc\\\", \\\"expires_in\\\": 0}\"}",
-		 UCAASAUTH_E_PROTOCOL, "expires_in"},
+	         UCAASAUTH_E_PROTOCOL, "expires_in"},
 		{"{\"login_body\": \"\"}", UCAASAUTH_E_PROTOCOL,
-		 "not one JSON document"},
-		{"{\"login_status\": 500}", UCAASAUTH_E_UNAVAILABLE, "HTTP 500"},
-		{"{\"login_status\": 503}", UCAASAUTH_E_UNAVAILABLE, "HTTP 503"},
-		{"{\"login_status\": 429}", UCAASAUTH_E_UNAVAILABLE, "HTTP 429"},
+	         "not one JSON document"},
+		{"{\"login_status\": 500}", UCAASAUTH_E_UNAVAILABLE,
+	         "HTTP 500"},
+		{"{\"login_status\": 503}", UCAASAUTH_E_UNAVAILABLE,
+	         "HTTP 503"},
+		{"{\"login_status\": 429}", UCAASAUTH_E_UNAVAILABLE,
+	         "HTTP 429"},
 		{"{\"login_status\": 401}", UCAASAUTH_E_DENIED, "HTTP 401"},
 		{"{\"login_status\": 403}", UCAASAUTH_E_DENIED, "HTTP 403"},
 		{"{\"login_status\": 400}", UCAASAUTH_E_PROTOCOL, "HTTP 400"},
 		{"{\"login_status\": 404}", UCAASAUTH_E_PROTOCOL, "HTTP 404"},
 		{"{\"login_fault\": \"redirect\"}", UCAASAUTH_E_PROTOCOL,
-		 "redirect, not followed"},
+	         "redirect, not followed"},
 		{"{\"login_fault\": \"huge\"}", UCAASAUTH_E_PROTOCOL,
-		 "larger than"},
-		{"{\"login_fault\": \"drop\"}", UCAASAUTH_E_UNAVAILABLE, "POST"},
-		{"{\"login_fault\": \"hang\"}", UCAASAUTH_E_UNAVAILABLE, "POST"},
-		{"{\"login_fault\": \"slow\"}", UCAASAUTH_E_UNAVAILABLE, "POST"},
+	         "larger than"},
+		{"{\"login_fault\": \"drop\"}", UCAASAUTH_E_UNAVAILABLE,
+	         "POST"},
+		{"{\"login_fault\": \"hang\"}", UCAASAUTH_E_UNAVAILABLE,
+	         "POST"},
+		{"{\"login_fault\": \"slow\"}", UCAASAUTH_E_UNAVAILABLE,
+	         "POST"},
 		{"{\"password\": \"changed\"}", UCAASAUTH_E_DENIED,
-		 "Invalid credentials"},
+	         "Invalid credentials"},
 	};
 	char buf[4096];
 
@@ -108,7 +115,8 @@ static void test_answers(void)
 		memset(body, 'T', TOKEN_MAX + extra);
 		body[TOKEN_MAX + extra] = 0;
 		snprintf(cfg, TOKEN_MAX + 128,
-		         "{\"login_body\": \"{\\\"token\\\": \\\"%s\\\"}\"}", body);
+		         "{\"login_body\": \"{\\\"token\\\": \\\"%s\\\"}\"}",
+		         body);
 		CHECK_INT(login_with(cfg, buf, sizeof(buf)),
 		          extra ? UCAASAUTH_E_PROTOCOL : UCAASAUTH_OK);
 	}
@@ -134,7 +142,8 @@ static void test_good(void)
 	 * not make every call log in again. */
 	CHECK_INT(mock_reset(&fix.mock), 0);
 	CHECK_INT(mock_config(&fix.mock, "{\"login_fault\": \"expires_in\", "
-	                                 "\"token_ttl\": 30}"), 0);
+	                                 "\"token_ttl\": 30}"),
+	          0);
 	CHECK_INT(ucaasauth_open(&ua, "tok", 0), 0);
 	for (int i = 0; i < 1000; i++)
 		CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
@@ -158,17 +167,21 @@ static void test_parse(void)
 	int ttl = 0;
 
 	CHECK_INT(login_parse(200, "{\"token\":\"abc\"}", 15, "u", 900, token,
-	                      &ttl), 0);
+	                      &ttl),
+	          0);
 	CHECK_STR(token, "abc");
 	CHECK_INT(ttl, 900);
 	CHECK_INT(login_parse(200, "{\"token\":\"abc\",\"expires_in\":60}", 31,
-	                      "u", 900, token, &ttl), 0);
+	                      "u", 900, token, &ttl),
+	          0);
 	CHECK_INT(ttl, 60);
 	/* An embedded NUL cut the body short of its length. */
 	CHECK_INT(login_parse(200, "{\"token\":\"abc\"}\0x", 17, "u", 900,
-	                      token, &ttl), UCAASAUTH_E_PROTOCOL);
+	                      token, &ttl),
+	          UCAASAUTH_E_PROTOCOL);
 	CHECK_INT(login_parse(401, "{\"result\":1002,\"msg\":\"bad\\u0007x\"}",
-	                      34, "u", 900, token, &ttl), UCAASAUTH_E_DENIED);
+	                      34, "u", 900, token, &ttl),
+	          UCAASAUTH_E_DENIED);
 	/* The server's words are shown, its control characters are not. */
 	CHECK_ERROR_HAS("bad?x");
 	CHECK_INT(login_parse(302, "", 0, "u", 900, token, &ttl),
@@ -190,7 +203,8 @@ static void test_tls(void)
 	snprintf(cmd, sizeof(cmd), "sh " TESTS_DIR "/make-test-ca.sh %s", dir);
 	CHECK_INT(system(cmd), 0);
 	CHECK_INT(mock_start(&tls, FIX_APP_ID, FIX_APP_KEY, FIX_EMAIL,
-	                     FIX_PASSWORD, 900, dir), 0);
+	                     FIX_PASSWORD, 900, dir),
+	          0);
 	CHECK(strncmp(tls.base, "https://", 8) == 0);
 
 	struct mock saved = fix.mock;
@@ -205,7 +219,8 @@ static void test_tls(void)
 	ucaasauth_close(ua);
 
 	/* A ca_file that is not there: said at open, not as an outage. */
-	fixture_write_config(&fix, "cache = process\nca_file = no-such-ca.pem\n");
+	fixture_write_config(&fix,
+	                     "cache = process\nca_file = no-such-ca.pem\n");
 	CHECK_INT(ucaasauth_open(&ua, "tok", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("no-such-ca.pem");
 

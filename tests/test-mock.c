@@ -21,27 +21,29 @@
 
 #include "mock.h"
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                          \
-		}                                                                         \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
+			        __LINE__, #cond);                              \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
-#define CHECK_INT(a, op, b)                                                                  \
-	do {                                                                                 \
-		long long a_ = (a), b_ = (b);                                                \
-		if (!(a_ op b_)) {                                                           \
-			fprintf(stderr, "%s:%d: CHECK(%s %s %s) failed: %lld %s %lld\n", __FILE__, \
-				__LINE__, #a, #op, #b, a_, #op, b_);                         \
-			exit(1);                                                             \
-		}                                                                            \
+#define CHECK_INT(a, op, b)                                                      \
+	do {                                                                     \
+		long long a_ = (a), b_ = (b);                                    \
+		if (!(a_ op b_)) {                                               \
+			fprintf(stderr,                                          \
+			        "%s:%d: CHECK(%s %s %s) failed: %lld %s %lld\n", \
+			        __FILE__, __LINE__, #a, #op, #b, a_, #op, b_);   \
+			exit(1);                                                 \
+		}                                                                \
 	} while (0)
 
-#define APP_ID	 "app-1"
-#define APP_KEY	 "key-1"
-#define EMAIL	 "user@example.com"
+#define APP_ID "app-1"
+#define APP_KEY "key-1"
+#define EMAIL "user@example.com"
 #define PASSWORD "pw-1"
 #define GOOD_BODY "{\"email\": \"" EMAIL "\", \"password\": \"" PASSWORD "\"}"
 #define HUGE_SIZE (10L * 1024 * 1024)
@@ -67,30 +69,36 @@ static pid_t main_pid;
 
 static void remove_ca(void);
 
-static void cleanup(void) {
+static void cleanup(void)
+{
 	mock_stop(&server);
 	if (getpid() == main_pid)
 		remove_ca();
 }
 
-static void ok(const char *what) {
+static void ok(const char *what)
+{
 	printf("ok - %s\n", what);
 	fflush(stdout);
 }
 
-static double now(void) {
+static double now(void)
+{
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void nap(long ms) {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+static void nap(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+	                      .tv_nsec = (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
 	struct answer *a = userdata;
 	size_t n = size * nmemb;
 	char *p = realloc(a->body, a->len + n + 1);
@@ -103,7 +111,8 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata) {
 	return n;
 }
 
-static void forget(struct answer *a) {
+static void forget(struct answer *a)
+{
 	free(a->body);
 	memset(a, 0, sizeof(*a));
 }
@@ -112,8 +121,10 @@ static void forget(struct answer *a) {
  * POST /login the way a client would. api_id / content_type NULL: header
  * left out. verify false: no CAINFO, so TLS must fail against the test CA.
  */
-static void login(struct mock *m, const char *api_id, const char *content_type, const char *body,
-		  long timeout_ms, bool verify, struct answer *ret) {
+static void login(struct mock *m, const char *api_id, const char *content_type,
+                  const char *body, long timeout_ms, bool verify,
+                  struct answer *ret)
+{
 	char url[256], id[128], ctype[128];
 	struct curl_slist *headers = NULL;
 
@@ -126,8 +137,10 @@ static void login(struct mock *m, const char *api_id, const char *content_type, 
 		headers = curl_slist_append(headers, id);
 	}
 	/* Without our own header, libcurl would send a form Content-Type. */
-	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type ? content_type : "");
-	headers = curl_slist_append(headers, content_type ? ctype : "Content-Type:");
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+	         content_type ? content_type : "");
+	headers = curl_slist_append(headers,
+	                            content_type ? ctype : "Content-Type:");
 	CHECK(headers);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -152,17 +165,20 @@ static void login(struct mock *m, const char *api_id, const char *content_type, 
 	curl_easy_cleanup(curl);
 }
 
-static long json_int(const char *body, const char *key) {
+static long json_int(const char *body, const char *key)
+{
 	struct json_object *root = json_tokener_parse(body), *v;
 	long ret = -1;
-	if (root && json_object_object_get_ex(root, key, &v) && json_object_is_type(v, json_type_int))
+	if (root && json_object_object_get_ex(root, key, &v) &&
+	    json_object_is_type(v, json_type_int))
 		ret = (long)json_object_get_int64(v);
 	json_object_put(root);
 	return ret;
 }
 
 /* Logs in with the good credentials and returns the token (malloc'd). */
-static char *fetch_token(struct mock *m, struct answer *ret) {
+static char *fetch_token(struct mock *m, struct answer *ret)
+{
 	struct answer a;
 	login(m, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, true, &a);
 	CHECK_INT(a.rc, ==, CURLE_OK);
@@ -180,18 +196,22 @@ static char *fetch_token(struct mock *m, struct answer *ret) {
 		forget(&a);
 
 	CHECK_INT(strlen(token), ==, 120);
-	CHECK_INT(strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"),
-		  ==, 120);
+	CHECK_INT(
+		strspn(token,
+	               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"),
+		==, 120);
 	return token;
 }
 
-static int customers_token(struct mock *m, const char *token) {
+static int customers_token(struct mock *m, const char *token)
+{
 	char line[256];
 	snprintf(line, sizeof(line), "Authorization: Token %s", token);
 	return mock_customers(m, line);
 }
 
-static void encode(const char *in, char *out) {
+static void encode(const char *in, char *out)
+{
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(in), o = 0;
@@ -210,14 +230,16 @@ static void encode(const char *in, char *out) {
 	out[o] = '\0';
 }
 
-static void basic(const char *id, const char *key, char *line, size_t size) {
+static void basic(const char *id, const char *key, char *line, size_t size)
+{
 	char pair[128], b64[200];
 	snprintf(pair, sizeof(pair), "%s:%s", id, key);
 	encode(pair, b64);
 	snprintf(line, size, "Authorization: Basic %s", b64);
 }
 
-static void test_login(struct mock *m) {
+static void test_login(struct mock *m)
+{
 	struct answer a;
 
 	char *token = fetch_token(m, NULL);
@@ -242,21 +264,25 @@ static void test_login(struct mock *m) {
 	login(m, APP_ID, NULL, GOOD_BODY, ANSWER_MS, true, &a);
 	CHECK_INT(a.status, ==, 400);
 	forget(&a);
-	login(m, APP_ID, "application/json; charset=utf-8", GOOD_BODY, ANSWER_MS, true, &a);
+	login(m, APP_ID, "application/json; charset=utf-8", GOOD_BODY,
+	      ANSWER_MS, true, &a);
 	CHECK_INT(a.status, ==, 200);
 	forget(&a);
 	login(m, APP_ID, "application/json", "not json", ANSWER_MS, true, &a);
 	CHECK_INT(a.status, ==, 400);
 	forget(&a);
-	login(m, APP_ID, "application/json", "{\"email\": \"" EMAIL "\"}", ANSWER_MS, true, &a);
-	CHECK_INT(a.status, ==, 400);
-	forget(&a);
-	login(m, APP_ID, "application/json", "{\"email\": \"" EMAIL "\", \"password\": 5}", ANSWER_MS,
-	      true, &a);
-	CHECK_INT(a.status, ==, 400);
-	forget(&a);
-	login(m, APP_ID, "application/json", "{\"email\": \"" EMAIL "\", \"password\": \"no\"}",
+	login(m, APP_ID, "application/json", "{\"email\": \"" EMAIL "\"}",
 	      ANSWER_MS, true, &a);
+	CHECK_INT(a.status, ==, 400);
+	forget(&a);
+	login(m, APP_ID, "application/json",
+	      "{\"email\": \"" EMAIL "\", \"password\": 5}", ANSWER_MS, true,
+	      &a);
+	CHECK_INT(a.status, ==, 400);
+	forget(&a);
+	login(m, APP_ID, "application/json",
+	      "{\"email\": \"" EMAIL "\", \"password\": \"no\"}", ANSWER_MS,
+	      true, &a);
 	CHECK_INT(a.status, ==, 401);
 	CHECK_INT(json_int(a.body, "result"), ==, 1002);
 	forget(&a);
@@ -290,18 +316,21 @@ static void test_login(struct mock *m) {
 	/* Polled until refused (60 s at most), and refused only once its
 	 * 3 s are over, however long each request takes. */
 	int brief_status;
-	while ((brief_status = customers_token(m, brief)) == 200 && now() - issued < 60)
+	while ((brief_status = customers_token(m, brief)) == 200 &&
+	       now() - issued < 60)
 		nap(100);
 	CHECK_INT(brief_status, ==, 403);
 	if (now() - issued < 3 - 0.01)
-		fprintf(stderr, "refused %.3f s after the login began\n", now() - issued);
+		fprintf(stderr, "refused %.3f s after the login began\n",
+		        now() - issued);
 	CHECK(now() - issued >= 3 - 0.01);
 	CHECK_INT(customers_token(m, token), ==, 200);
 	CHECK_INT(mock_stat(m, "customers_403"), ==, 1);
 	CHECK_INT(mock_stat(m, "customers_refused"), ==, 6);
 	ok("a token past its token_ttl gets 403, an older long-lived one still 200");
 
-	CHECK_INT(mock_config(m, "{\"expire_all\": true, \"token_ttl\": 900}"), ==, 0);
+	CHECK_INT(mock_config(m, "{\"expire_all\": true, \"token_ttl\": 900}"),
+	          ==, 0);
 	CHECK_INT(customers_token(m, token), ==, 403);
 	char *fresh = fetch_token(m, NULL);
 	CHECK_INT(customers_token(m, fresh), ==, 200);
@@ -322,12 +351,14 @@ static void test_login(struct mock *m) {
 	CHECK_INT(mock_stat(m, "token_ttl"), ==, 900);
 	ok("config refuses unknown keys and bad values, atomically");
 
-	CHECK_INT(mock_config(m, "{\"password\": \"pw-2\", \"token_ttl\": 60}"), ==, 0);
+	CHECK_INT(mock_config(m, "{\"password\": \"pw-2\", \"token_ttl\": 60}"),
+	          ==, 0);
 	login(m, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, true, &a);
 	CHECK_INT(a.status, ==, 401);
 	forget(&a);
-	login(m, APP_ID, "application/json", "{\"email\": \"" EMAIL "\", \"password\": \"pw-2\"}",
-	      ANSWER_MS, true, &a);
+	login(m, APP_ID, "application/json",
+	      "{\"email\": \"" EMAIL "\", \"password\": \"pw-2\"}", ANSWER_MS,
+	      true, &a);
 	CHECK_INT(a.status, ==, 200);
 	forget(&a);
 	CHECK_INT(mock_reset(m), ==, 0);
@@ -343,7 +374,8 @@ static void test_login(struct mock *m) {
 	free(fresh);
 }
 
-static void fault(struct mock *m, const char *config) {
+static void fault(struct mock *m, const char *config)
+{
 	CHECK_INT(mock_config(m, config), ==, 0);
 }
 
@@ -355,7 +387,8 @@ static void fault(struct mock *m, const char *config) {
  * during a hang would not answer mock_stat (mock.c gives up after 60 s),
  * and the child would not be waiting any more once it did.
  */
-static void hang_served(struct mock *m, long expect) {
+static void hang_served(struct mock *m, long expect)
+{
 	struct answer a;
 	int status;
 	long n;
@@ -364,9 +397,11 @@ static void hang_served(struct mock *m, long expect) {
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		login(m, APP_ID, "application/json", GOOD_BODY, 600000, true, &a);
-		fprintf(stderr, "hang: the login ended (curl %d, HTTP %ld) after %.1f s\n",
-			(int)a.rc, a.status, a.secs);
+		login(m, APP_ID, "application/json", GOOD_BODY, 600000, true,
+		      &a);
+		fprintf(stderr,
+		        "hang: the login ended (curl %d, HTTP %ld) after %.1f s\n",
+		        (int)a.rc, a.status, a.secs);
 		_exit(1);
 	}
 	double end = now() + 60;
@@ -379,7 +414,8 @@ static void hang_served(struct mock *m, long expect) {
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
-static void test_faults(struct mock *m) {
+static void test_faults(struct mock *m)
+{
 	struct answer a;
 	long attempts = 0;
 
@@ -437,7 +473,8 @@ static void test_faults(struct mock *m) {
 	CHECK_INT(a.rc, ==, CURLE_OK);
 	CHECK_INT(a.status, ==, 302);
 	size_t n = strlen(a.location), tail = strlen("/ucaas/v1/login2");
-	CHECK(n > tail && strcmp(a.location + n - tail, "/ucaas/v1/login2") == 0);
+	CHECK(n > tail &&
+	      strcmp(a.location + n - tail, "/ucaas/v1/login2") == 0);
 	forget(&a);
 	ok("login_fault redirect: 302 to /ucaas/v1/login2");
 
@@ -456,7 +493,8 @@ static void test_faults(struct mock *m) {
 	CHECK_INT(a.status, ==, 503);
 	CHECK(json_int(a.body, "result") > 0);
 	forget(&a);
-	fault(m, "{\"login_body\": \"{\\\"token\\\": 5}\", \"login_status\": 0}");
+	fault(m,
+	      "{\"login_body\": \"{\\\"token\\\": 5}\", \"login_status\": 0}");
 	login(m, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, true, &a);
 	attempts++;
 	CHECK_INT(a.status, ==, 200);
@@ -470,7 +508,8 @@ static void test_faults(struct mock *m) {
 	forget(&a);
 	ok("login_status and login_body replace the answer");
 
-	fault(m, "{\"login_body\": null, \"login_status\": null, \"login_delay\": 0.5}");
+	fault(m,
+	      "{\"login_body\": null, \"login_status\": null, \"login_delay\": 0.5}");
 	login(m, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, true, &a);
 	attempts++;
 	CHECK_INT(a.status, ==, 200);
@@ -506,7 +545,8 @@ static void test_faults(struct mock *m) {
 	ok("reset clears the faults");
 }
 
-static const char *ca_script(char *buf, size_t size) {
+static const char *ca_script(char *buf, size_t size)
+{
 	const char *env = getenv("MAKE_TEST_CA");
 	if (env && *env)
 		return env;
@@ -522,7 +562,8 @@ static const char *ca_script(char *buf, size_t size) {
 	return buf;
 }
 
-static void make_ca(const char *dir) {
+static void make_ca(const char *dir)
+{
 	char buf[512];
 	const char *path = ca_script(buf, sizeof(buf));
 	fflush(NULL);
@@ -537,8 +578,10 @@ static void make_ca(const char *dir) {
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-static void remove_ca(void) {
-	static const char *const files[] = {"ca.pem", "ca.key", "server.pem", "server.key"};
+static void remove_ca(void)
+{
+	static const char *const files[] = {"ca.pem", "ca.key", "server.pem",
+	                                    "server.key"};
 	char path[512];
 	if (!have_ca)
 		return;
@@ -550,13 +593,16 @@ static void remove_ca(void) {
 	have_ca = false;
 }
 
-static void test_tls(void) {
+static void test_tls(void)
+{
 	struct answer a;
 	CHECK(mkdtemp(ca_dir));
 	have_ca = true;
 	make_ca(ca_dir);
 
-	CHECK_INT(mock_start(&server, APP_ID, APP_KEY, EMAIL, PASSWORD, 900, ca_dir), ==, 0);
+	CHECK_INT(mock_start(&server, APP_ID, APP_KEY, EMAIL, PASSWORD, 900,
+	                     ca_dir),
+	          ==, 0);
 	CHECK(strncmp(server.base, "https://127.0.0.1:", 18) == 0);
 	char *token = fetch_token(&server, NULL);
 	CHECK_INT(customers_token(&server, token), ==, 200);
@@ -566,7 +612,8 @@ static void test_tls(void) {
 	CHECK_INT(mock_stat(&server, "logins"), ==, 1);
 	ok("TLS: login and customers over HTTPS with the test CA");
 
-	login(&server, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, false, &a);
+	login(&server, APP_ID, "application/json", GOOD_BODY, ANSWER_MS, false,
+	      &a);
 	CHECK_INT(a.rc, ==, CURLE_PEER_FAILED_VERIFICATION);
 	forget(&a);
 	ok("TLS: the server certificate fails without the test CA");
@@ -585,12 +632,15 @@ static void test_tls(void) {
 	remove_ca();
 }
 
-int main(void) {
+int main(void)
+{
 	CHECK_INT(curl_global_init(CURL_GLOBAL_DEFAULT), ==, CURLE_OK);
 	main_pid = getpid();
 	atexit(cleanup);
 
-	CHECK_INT(mock_start(&server, APP_ID, APP_KEY, EMAIL, PASSWORD, 900, NULL), ==, 0);
+	CHECK_INT(mock_start(&server, APP_ID, APP_KEY, EMAIL, PASSWORD, 900,
+	                     NULL),
+	          ==, 0);
 	CHECK(strncmp(server.base, "http://127.0.0.1:", 17) == 0);
 	CHECK(server.pid > 0 && server.port > 0);
 	ok("mock starts and publishes its port");

@@ -197,8 +197,8 @@ static void test_expiring(void)
 		CHECK_INT(mock_customers(&fix.mock, buf), 200);
 	else
 		CHECK_INT(buf[0], 0);
-	printf("expiring: waiter got %s\n", r == 0 ? "a valid header"
-	                                           : ucaasauth_strerror(r));
+	printf("expiring: waiter got %s\n",
+	       r == 0 ? "a valid header" : ucaasauth_strerror(r));
 	kill(refresher, SIGKILL);
 	waitpid(refresher, &status, 0);
 	ucaasauth_close(ua);
@@ -214,8 +214,7 @@ static int young_worker(void *arg, int i)
 
 	if (ucaasauth_open(&ua, "tok", 0) != 0)
 		return 10;
-	for (int n = 0; n < 20000 && mock_stat(&fix.mock, "logins") < 4;
-	     n++) {
+	for (int n = 0; n < 20000 && mock_stat(&fix.mock, "logins") < 4; n++) {
 		int r = header_of(ua, buf, sizeof(buf));
 		if (r != 0)
 			return 20 - r;
@@ -398,9 +397,12 @@ int main(int argc, char **argv)
 		const char *name;
 		void (*run)(void);
 	} scenarios[] = {
-		{"short", test_short},     {"stopped", test_stopped},
-		{"expiring", test_expiring}, {"young", test_young},
-		{"clock", test_clock},     {"process-fork", test_process_fork},
+		{"short", test_short},
+		{"stopped", test_stopped},
+		{"expiring", test_expiring},
+		{"young", test_young},
+		{"clock", test_clock},
+		{"process-fork", test_process_fork},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)

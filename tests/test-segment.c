@@ -198,7 +198,8 @@ static void test_mapping(void)
 		else if (found && strncmp(line, "VmFlags:", 8) == 0) {
 			/* AddressSanitizer turns mlock() into a no-op. */
 			if (!TEST_ASAN)
-				CHECK(strstr(line, " lo") != NULL); /* mlocked */
+				CHECK(strstr(line, " lo") !=
+				      NULL);                /* mlocked */
 			CHECK(strstr(line, " dd") != NULL); /* no dump */
 			break;
 		}
@@ -229,8 +230,10 @@ static void test_header_check(void)
 				char keep = line[at];
 				line[at] = (char)bad[b];
 				if (header_line_ok(line, len))
-					fprintf(stderr, "byte %#x at %zu of %zu "
-					        "passed\n", bad[b], at, len);
+					fprintf(stderr,
+					        "byte %#x at %zu of %zu "
+					        "passed\n",
+					        bad[b], at, len);
 				CHECK(!header_line_ok(line, len));
 				line[at] = keep;
 				checked++;

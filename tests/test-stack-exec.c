@@ -41,7 +41,7 @@
  * would hold the caller 30 s. */
 #define GRACE_MS 500
 #define LOADED_MS 8000
-#define BOUND_MS(timeout_s) ((timeout_s) * 1000 + GRACE_MS + LOADED_MS)
+#define BOUND_MS(timeout_s) ((timeout_s)*1000 + GRACE_MS + LOADED_MS)
 /* How long a bounded poll for an outcome waits. */
 #define SETTLE_MS 10000
 
@@ -426,8 +426,8 @@ static void test_pending(void)
 	CHECK(waiter > 0);
 	CHECK_INT(pids_of("pending", &cmd, 1), 1);
 	printf("pending: waiter %d in state %c at return, its command %d in "
-	       "%c\n", (int)waiter, pid_state(waiter), (int)cmd,
-	       pid_state(cmd));
+	       "%c\n",
+	       (int)waiter, pid_state(waiter), (int)cmd, pid_state(cmd));
 	CHECK_INT(pid_state(waiter), 'T');
 	/* Let go, it kills its command and exits: a zombie of ours... */
 	CHECK_INT(kill(waiter, SIGCONT), 0);
@@ -555,7 +555,7 @@ static struct {
 	uint8_t plain[2][HYG_LEN + 1];
 	char json[512], expect[256];
 	uint8_t chunk[HYG_CHUNK];
-} *hyg;
+} * hyg;
 static uint8_t hyg_masked[2][HYG_LEN], hyg_mask[2][HYG_LEN];
 
 /* Windows of 16 bytes (its first and last) of a secret in buf, read from
@@ -643,7 +643,7 @@ static void hygiene_secrets(void)
 		randombytes_buf(hyg_mask[i], HYG_LEN);
 		for (int j = 0; j < HYG_LEN; j++)
 			hyg_masked[i][j] = hyg_mask[i][j] ^
-			                   (uint8_t)"0123456789abcdef"
+			                   (uint8_t) "0123456789abcdef"
 			                           [randombytes_uniform(16)];
 	}
 }
@@ -881,8 +881,7 @@ static void test_flood(void)
 	bool gone = false;
 	int pid;
 
-	CHECK_INT(header_once("flood", buf, sizeof(buf)),
-	          UCAASAUTH_E_PROTOCOL);
+	CHECK_INT(header_once("flood", buf, sizeof(buf)), UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("/exec-flood.sh: printed more than 65536 bytes, "
 	                "killed");
 	CHECK(ms_now() - t0 < 5000);
@@ -905,8 +904,9 @@ static void test_env(void)
 {
 	char buf[4096], path[400], expect[400], *text;
 	static const char *const absent[] = {
-		"EXEC_TEST_SECRET=", "HOME=", "UCAASAUTH_CONFIG=",
-		"UCAASAUTH_RUNTIME_DIR=", "EXEC_TEST_UNSET=", "MOCK_UCAAS=",
+		"EXEC_TEST_SECRET=", "HOME=",
+		"UCAASAUTH_CONFIG=", "UCAASAUTH_RUNTIME_DIR=",
+		"EXEC_TEST_UNSET=",  "MOCK_UCAAS=",
 	};
 
 	setenv("EXEC_TEST_SECRET", "must-not-leak", 1);
@@ -946,9 +946,9 @@ static void test_paths(void)
 		const char *profile, *detail;
 	} refused[] = {
 		{"gw-file", "/gw-file/exec-answer.sh: mode 0720 lets group or "
-		            "others write it"},
+	                    "others write it"},
 		{"ow-file", "/ow-file/exec-answer.sh: mode 0702 lets group or "
-		            "others write it"},
+	                    "others write it"},
 		{"gw-dir", "/gw-dir: mode 0770 lets group or others write it"},
 		{"noexec", "/noexec/exec-answer.sh: Permission denied"},
 		{"missing", "/bin/no-such-command: No such file or directory"},
@@ -1124,18 +1124,18 @@ static void write_config(void)
 		{"spacetoken", "{\"token\": \"a b\"}\n"},
 		{"niltoken", "{\"token\": \"a\\u0000b\"}\n"},
 		{"crlf", "{\"header\": \"Authorization: Bearer x\\r\\nX-Evil: "
-		         "1\"}\n"},
+	                 "1\"}\n"},
 		{"lftoken", "{\"token\": \"abc\\r\\nX-Evil:1\"}\n"},
 		{"tabheader", "{\"header\": \"Authorization: Bearer\\tx\"}\n"},
 		{"nilheader", "{\"header\": \"Authorization: Bearer "
-		              "x\\u0000y\"}\n"},
+	                      "x\\u0000y\"}\n"},
 		{"notauth", "{\"header\": \"X-Api-Key: 1\"}\n"},
 		{"past", "{\"token\": \"abc\", \"expires_at\": "
-		         "\"2001-01-01T00:00:00Z\"}\n"},
+	                 "\"2001-01-01T00:00:00Z\"}\n"},
 		{"badtime", "{\"token\": \"abc\", \"expires_at\": "
-		            "\"tomorrow\"}\n"},
+	                    "\"tomorrow\"}\n"},
 		{"badzone", "{\"token\": \"abc\", \"expires_at\": "
-		            "\"2099-01-01T00:00:00+25:00\"}\n"},
+	                    "\"2099-01-01T00:00:00+25:00\"}\n"},
 		{"zeroin", "{\"token\": \"abc\", \"expires_in\": 0}\n"},
 		{"negin", "{\"token\": \"abc\", \"expires_in\": -5}\n"},
 		{"strin", "{\"token\": \"abc\", \"expires_in\": \"600\"}\n"},
@@ -1145,8 +1145,8 @@ static void write_config(void)
 		const char *name;
 		mode_t dir_mode, file_mode;
 	} modes[] = {
-		{"gw-file", 0700, 0720}, {"ow-file", 0700, 0702},
-		{"gw-dir", 0770, 0700},  {"noexec", 0700, 0600},
+		{"gw-file", 0700, 0720},   {"ow-file", 0700, 0702},
+		{"gw-dir", 0770, 0700},    {"noexec", 0700, 0600},
 		{"other-uid", 0700, 0700},
 	};
 	char names[1024] = "";
@@ -1163,12 +1163,14 @@ static void write_config(void)
 	         "{\"expires_at\": \"%s\", \"token\": \"tok-exec-2\"}\n",
 	         off_s);
 	add_answer_profile("offset", "cache = process\n", json, NULL);
-	add_answer_profile("header", "cache = process\ntoken_ttl = 300\n"
-	                             "refresh_ahead = 60\nexpiry_margin = 10\n",
+	add_answer_profile("header",
+	                   "cache = process\ntoken_ttl = 300\n"
+	                   "refresh_ahead = 60\nexpiry_margin = 10\n",
 	                   "{\"header\": \"Authorization: Bearer x\"}\n", NULL);
 	add_answer_profile("header-in", "cache = process\n",
 	                   "{\"header\": \"Authorization: Bearer y.z-1\", "
-	                   "\"expires_in\": 120}\n", NULL);
+	                   "\"expires_in\": 120}\n",
+	                   NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		add_answer_profile(bad[i].name, "cache = process\n",
 		                   bad[i].json, NULL);
@@ -1279,14 +1281,12 @@ static void write_config(void)
 	                   "0.5");
 
 	snprintf(path, sizeof(path), "%s/ident-a.json", state);
-	write_text(path,
-	           "{\"header\": \"Authorization: Bearer account-a\"}\n");
+	write_text(path, "{\"header\": \"Authorization: Bearer account-a\"}\n");
 	snprintf(line, sizeof(line), "%s/exec-answer.sh %s/ident-a.count %s",
 	         bin, state, path);
 	add_exec_profile("ident-a", "app-ident", "cache = shared\n", line);
 	snprintf(path, sizeof(path), "%s/ident-b.json", state);
-	write_text(path,
-	           "{\"header\": \"Authorization: Bearer account-b\"}\n");
+	write_text(path, "{\"header\": \"Authorization: Bearer account-b\"}\n");
 	snprintf(line, sizeof(line), "%s/exec-answer.sh %s/ident-b.count %s",
 	         bin, state, path);
 	add_exec_profile("ident-b", "app-ident", "cache = shared\n", line);
@@ -1303,8 +1303,7 @@ static void preload(char **argv)
 	if (getenv("EXEC_TEST_PRELOADED")) {
 		/* The preload works: close_range() fails here too. */
 		if (close_range(1000000, 1000000, 0) == 0 || errno != ENOSYS)
-			fatal("%s does not make close_range() fail",
-			      argv[2]);
+			fatal("%s does not make close_range() fail", argv[2]);
 		printf("noclose: close_range() fails with ENOSYS\n");
 		/* For this process only, not the mock server's. */
 		unsetenv("LD_PRELOAD");

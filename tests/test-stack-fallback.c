@@ -189,8 +189,8 @@ int main(int argc, char **argv)
 	 * lifetime is (nearly) over. */
 	CHECK_INT(mock_config(&fix.mock, "{\"login_status\": null}"), 0);
 	t0 = ms_now();
-	wait_change(ua, basic, "Authorization: Token ", token2,
-	            sizeof(token2), 60000);
+	wait_change(ua, basic, "Authorization: Token ", token2, sizeof(token2),
+	            60000);
 	printf("basic -> token %lld ms after the recovery, %lld ms after "
 	       "the switch\n",
 	       (long long)(ms_now() - t0), (long long)(ms_now() - t_basic));

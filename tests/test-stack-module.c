@@ -26,8 +26,8 @@
 #include "fixture.h"
 #include "test.h"
 
-#define DEFAULT_VALGRIND                                                    \
-	"valgrind --quiet --error-exitcode=99 --leak-check=full "           \
+#define DEFAULT_VALGRIND                                                       \
+	"valgrind --quiet --error-exitcode=99 --leak-check=full "              \
 	"--errors-for-leak-kinds=definite"
 
 static struct fixture fix;
@@ -203,16 +203,13 @@ static void test_good(void)
 	          (long long)(st.expires_real - after));
 	ucaasauth_close(ua);
 	/* What it returns is judged like any provider's answer. */
-	CHECK_INT(header_once("crlf", buf, sizeof(buf)),
-	          UCAASAUTH_E_PROTOCOL);
+	CHECK_INT(header_once("crlf", buf, sizeof(buf)), UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("provider 'sample' gave no single safe header line");
 	CHECK_STR(buf, "");
-	CHECK_INT(header_once("weird", buf, sizeof(buf)),
-	          UCAASAUTH_E_PROTOCOL);
+	CHECK_INT(header_once("weird", buf, sizeof(buf)), UCAASAUTH_E_PROTOCOL);
 	CHECK_ERROR_HAS("provider 'sample' returned status -1000");
 	/* A failure without detail: the status's sentence. */
-	CHECK_INT(header_once("silent", buf, sizeof(buf)),
-	          UCAASAUTH_E_DENIED);
+	CHECK_INT(header_once("silent", buf, sizeof(buf)), UCAASAUTH_E_DENIED);
 	CHECK_ERROR_HAS("provider 'sample': The server refused the "
 	                "credentials");
 }
@@ -223,26 +220,26 @@ static void test_refused(void)
 		const char *profile, *detail;
 	} cases[] = {
 		{"v2", "/modules/sample-v2.so: provider interface version 2, "
-		       "this library speaks version 1"},
+	               "this library speaks version 1"},
 		{"noentry", "/modules/sample-noentry.so: no symbol "
-		            "ucaasauth_provider_v1: not a libucaasauth "
-		            "provider"},
+	                    "ucaasauth_provider_v1: not a libucaasauth "
+	                    "provider"},
 		{"second", "/modules/sample-noentry.so: no symbol "
-		           "ucaasauth_provider_v1"},
+	                   "ucaasauth_provider_v1"},
 		{"gw-file", "module /"},
 		{"gw-file", "/modules/sample-gw.so: mode 0664 lets group or "
-		            "others write it"},
+	                    "others write it"},
 		{"ow-file", "/modules/sample-ow.so: mode 0646 lets group or "
-		            "others write it"},
+	                    "others write it"},
 		{"gw-dir", "/modules-gw/sample.so: directory /"},
 		{"gw-dir", "/modules-gw: mode 0775 lets group or others write "
-		           "it"},
+	                   "it"},
 		{"ow-dir", "/modules-ow: mode 0757 lets group or others write "
-		           "it"},
+	                   "it"},
 		{"other-file", "/modules/sample-other.so: owned by uid 65534, "
-		               "expected root or 0"},
+	                       "expected root or 0"},
 		{"other-dir", "/modules-other: owned by uid 65534, expected "
-		              "root or 0"},
+	                      "root or 0"},
 		{"dir", "/modules/sample-dir.so: not a regular file"},
 		{"junk", "/modules/junk.so: "},
 		{"missing", "/modules/nosuch.so: No such file or directory"},
@@ -252,7 +249,7 @@ static void test_refused(void)
 		{"default-dir", ": No such file or directory"},
 		{"bad-mode", "provider 'sample': sample: unknown mode 'bogus'"},
 		{"bad-arg", "provider 'sample': sample: unknown argument "
-		            "'colour=blue'"},
+	                    "'colour=blue'"},
 		{"no-arg", "provider 'sample': sample: usage: sample MODE"},
 		{"open-weird", "provider 'sample' returned status -1000"},
 	};
@@ -279,34 +276,34 @@ static void test_parse(void)
 		const char *line, *detail;
 	} cases[] = {
 		{"module_dir = modules\nprovider = sample ok",
-		 "x.conf:4: module_dir: 'modules' is not an absolute path"},
+	         "x.conf:4: module_dir: 'modules' is not an absolute path"},
 		{"module_dir = ./modules\nprovider = sample ok",
-		 "x.conf:4: module_dir: './modules' is not an absolute path"},
+	         "x.conf:4: module_dir: './modules' is not an absolute path"},
 		{"provider = ../sample ok",
-		 "x.conf:4: provider: '../sample' is neither basic, login, "
-		 "exec nor a module name"},
+	         "x.conf:4: provider: '../sample' is neither basic, login, "
+	         "exec nor a module name"},
 		{"provider = required ..",
-		 "x.conf:4: provider: '..' is neither"},
+	         "x.conf:4: provider: '..' is neither"},
 		{"provider = a/b", "x.conf:4: provider: 'a/b' is neither"},
 		{"provider = /tmp/evil", "x.conf:4: provider: '/tmp/evil' is "
-		                         "neither"},
+	                                 "neither"},
 		{"provider = sufficient sample.so", "'sample.so' is neither"},
 		{"provider = Sample", "'Sample' is neither"},
 		{"provider = mandatory basic",
-		 "unknown control word 'mandatory'"},
+	         "unknown control word 'mandatory'"},
 		{"provider = required", "'required' names no provider"},
 		{"provider = basic\nprovider = required login",
-		 "x.conf:4: provider: in a stack of several providers each "
-		 "line needs a control word"},
+	         "x.conf:4: provider: in a stack of several providers each "
+	         "line needs a control word"},
 		{"provider = optional basic\nprovider = optional basic\n"
-		 "provider = optional basic\nprovider = optional basic\n"
-		 "provider = optional basic\nprovider = optional basic\n"
-		 "provider = optional basic\nprovider = optional basic\n"
-		 "provider = optional basic",
-		 "x.conf:12: provider: more than 8 providers"},
+	         "provider = optional basic\nprovider = optional basic\n"
+	         "provider = optional basic\nprovider = optional basic\n"
+	         "provider = optional basic\nprovider = optional basic\n"
+	         "provider = optional basic",
+	         "x.conf:12: provider: more than 8 providers"},
 		{"provider = required sample 1 2 3 4 5 6 7 8 9 10 11 12 13 14 "
-		 "15 16 17",
-		 "x.conf:4: provider: more than 16 arguments"},
+	         "15 16 17",
+	         "x.conf:4: provider: more than 16 arguments"},
 	};
 	struct config *config = NULL;
 	char text[600], path[400];
@@ -327,14 +324,14 @@ static void test_parse(void)
 	/* And through ucaasauth_open(). */
 	snprintf(path, sizeof(path), "%s/relative.conf", fix.dir);
 	write_text(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
-	                  "app_id = a\nmodule_dir = modules\n"
-	                  "provider = sample ok\n");
+	                 "app_id = a\nmodule_dir = modules\n"
+	                 "provider = sample ok\n");
 	CHECK_INT(setenv("UCAASAUTH_CONFIG", path, 1), 0);
 	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("relative.conf:4: module_dir: 'modules' is not an "
 	                "absolute path");
 	write_text(path, "[profile p]\napi_base = http://127.0.0.1:9\n"
-	                  "app_id = a\nprovider = ../modules/sample ok\n");
+	                 "app_id = a\nprovider = ../modules/sample ok\n");
 	CHECK_INT(ucaasauth_open(&ua, "p", 0), UCAASAUTH_E_CONFIG);
 	CHECK_ERROR_HAS("relative.conf:4: provider: '../modules/sample' is "
 	                "neither");
@@ -447,8 +444,7 @@ static void test_store_app_key(void)
 	CHECK(secrets != NULL);
 	CHECK_INT(config_load(fix.conf, &config), 0);
 	CHECK_INT(config_find(config, "stack", &p), 0);
-	snprintf(secrets->app_key, sizeof(secrets->app_key), "%s",
-	         FIX_APP_KEY);
+	snprintf(secrets->app_key, sizeof(secrets->app_key), "%s", FIX_APP_KEY);
 	/* Regression (fixed): credstore.c cred_store() judges a stack profile with
 	 * secrets_missing(secrets, PROVIDER_STACK), which asks for email and
 	 * password whatever the stack holds: a stack of modules and basic
@@ -492,8 +488,7 @@ static void cycles(int n, bool under_valgrind)
 	}
 	printf("%d cycles: fds %d -> %d, mappings %d -> %d, RSS %ld -> %ld "
 	       "kB\n",
-	       n, fds, fd_count(), maps, map_count(), rss,
-	       rss_kb());
+	       n, fds, fd_count(), maps, map_count(), rss, rss_kb());
 	CHECK_INT(fd_count(), fds);
 	/* The sanitizers' allocators map as they please. */
 	if (!TEST_SANITIZED)

@@ -95,12 +95,12 @@ static void dir_at(const char *rel, mode_t mode, const char *src, char *ret,
 static void module_profile(const char *name, const char *dir, const char *line)
 {
 	conf_add("[profile %s]\n"
-	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "cache = process\n"
-	               "module_dir = %s\n"
-	               "provider = %s\n",
-	               name, dir, line);
+	         "api_base = http://127.0.0.1:9/ucaas/v1\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "cache = process\n"
+	         "module_dir = %s\n"
+	         "provider = %s\n",
+	         name, dir, line);
 }
 
 /* Profile NAME: exec-answer.sh installed in dir, answering
@@ -115,11 +115,11 @@ static void exec_profile(const char *name, const char *dir)
 	write_text(json, line);
 	install_script(dir, "exec-answer.sh", 0700);
 	conf_add("[profile %s]\n"
-	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "cache = process\n"
-	               "provider = exec %s/exec-answer.sh %s/%s.count %s\n",
-	               name, dir, state, name, json);
+	         "api_base = http://127.0.0.1:9/ucaas/v1\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "cache = process\n"
+	         "provider = exec %s/exec-answer.sh %s/%s.count %s\n",
+	         name, dir, state, name, json);
 }
 
 static void write_config(void)
@@ -188,19 +188,19 @@ static void write_config(void)
 	exec_profile("exec-swap", dir);
 	snprintf(path, sizeof(path), "%s/hostile.tmp", dir);
 	write_text(path, "#!/bin/sh\n"
-	                  "echo '{\"header\": \"Authorization: Bearer "
-	                  "hostile\"}'\n");
+	                 "echo '{\"header\": \"Authorization: Bearer "
+	                 "hostile\"}'\n");
 	if (chmod(path, 0700) < 0)
 		fatal("chmod %s", path);
 	/* A binary, not a script. */
 	snprintf(path, sizeof(path), "%s/cat.json", state);
 	write_text(path, "{\"header\": \"Authorization: Bearer cat\"}\n");
 	conf_add("[profile exec-binary]\n"
-	               "api_base = http://127.0.0.1:9/ucaas/v1\n"
-	               "app_id = " FIX_APP_ID "\n"
-	               "cache = process\n"
-	               "provider = exec /usr/bin/cat %s\n",
-	               path);
+	         "api_base = http://127.0.0.1:9/ucaas/v1\n"
+	         "app_id = " FIX_APP_ID "\n"
+	         "cache = process\n"
+	         "provider = exec /usr/bin/cat %s\n",
+	         path);
 	conf_write(&fix, 0600);
 }
 

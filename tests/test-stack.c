@@ -30,11 +30,11 @@ static char bin[300], mods[300], state[300];
 static char api_base[128]; /* the mock's, kept after it stops */
 
 enum login_mode {
-	L_OK,     /* the mock logs in */
-	L_401,    /* {"login_status": 401} */
-	L_BADPW,  /* the profile's stored password is wrong */
-	L_503,    /* {"login_status": 503} */
-	L_DOWN,   /* the mock is stopped */
+	L_OK,    /* the mock logs in */
+	L_401,   /* {"login_status": 401} */
+	L_BADPW, /* the profile's stored password is wrong */
+	L_503,   /* {"login_status": 503} */
+	L_DOWN,  /* the mock is stopped */
 };
 
 struct stack_case {
@@ -44,8 +44,8 @@ struct stack_case {
 	 * exec (MODE ok, fail, garbage). */
 	const char *stack;
 	int status;
-	const char *who;  /* "login", "basic" or a NAME: whose header */
-	const char *ran;  /* the NAMEs (and "login") that were asked */
+	const char *who;   /* "login", "basic" or a NAME: whose header */
+	const char *ran;   /* the NAMEs (and "login") that were asked */
 	const char *error; /* in the detail text of a failure */
 };
 
@@ -60,137 +60,143 @@ static const struct stack_case up_cases[] = {
 	{L_503, "sufficient login; required basic", OK, "basic", "login", NULL},
 	{L_401, "sufficient login; required basic", OK, "basic", "login", NULL},
 	{L_BADPW, "sufficient login; required basic", OK, "basic", "login",
-	 NULL},
+         NULL},
 	{L_OK, "sufficient sample ok A; required sample ok B", OK, "A", "A",
-	 NULL},
-	{L_OK, "sufficient sample deny A; required sample ok B", OK, "B",
-	 "A B", NULL},
-	{L_OK, "sufficient sample unavailable A; sufficient exec ok X; "
-	       "required sample ok B",
-	 OK, "X", "A X", NULL},
+         NULL},
+	{L_OK, "sufficient sample deny A; required sample ok B", OK, "B", "A B",
+         NULL},
+	{L_OK,
+         "sufficient sample unavailable A; sufficient exec ok X; "
+         "required sample ok B",
+         OK, "X", "A X", NULL},
 	{L_OK, "sufficient exec fail X; sufficient sample ok A", OK, "A", "X A",
-	 NULL},
+         NULL},
 	{L_OK, "sufficient exec ok X; required login", OK, "X", "X", NULL},
 	/* ... but not after a required failure: the rest still run. */
-	{L_OK, "required sample deny A; sufficient sample ok B; "
-	       "optional sample ok C",
-	 DENIED, NULL, "A B C", "sample A: denied"},
+	{L_OK,
+         "required sample deny A; sufficient sample ok B; "
+         "optional sample ok C",
+         DENIED, NULL, "A B C", "sample A: denied"},
 	{L_401, "required login; sufficient basic; optional sample ok A",
-	 DENIED, NULL, "login A", "HTTP 401"},
+         DENIED, NULL, "login A", "HTTP 401"},
 
 	/* requisite: failure stops at once with its status. */
 	{L_OK, "requisite sample deny A; required sample ok B", DENIED, NULL,
-	 "A", "sample A: denied"},
+         "A", "sample A: denied"},
 	{L_OK, "requisite sample unavailable A; optional sample ok B", UNAVAIL,
-	 NULL, "A", "sample A: unavailable"},
+         NULL, "A", "sample A: unavailable"},
 	{L_OK, "requisite exec fail X; required basic", UNAVAIL, NULL, "X",
-	 "exit status 3: token service says no"},
+         "exit status 3: token service says no"},
 	{L_401, "requisite login; required basic", DENIED, NULL, "login",
-	 "HTTP 401"},
+         "HTTP 401"},
 	{L_BADPW, "requisite login; sufficient sample ok A", DENIED, NULL,
-	 "login", "Invalid credentials"},
+         "login", "Invalid credentials"},
 	{L_503, "requisite login; sufficient sample ok A", UNAVAIL, NULL,
-	 "login", "HTTP 503"},
+         "login", "HTTP 503"},
 	{L_OK, "requisite sample ok A; required sample ok B", OK, "A", "A B",
-	 NULL},
-	{L_OK, "requisite login; required sample ok A", OK, "login",
-	 "login A", NULL},
+         NULL},
+	{L_OK, "requisite login; required sample ok A", OK, "login", "login A",
+         NULL},
 	/* After a success too: the success is not kept. */
-	{L_OK, "optional sample ok A; requisite sample deny B; "
-	       "optional sample ok C",
-	 DENIED, NULL, "A B", "sample B: denied"},
+	{L_OK,
+         "optional sample ok A; requisite sample deny B; "
+         "optional sample ok C",
+         DENIED, NULL, "A B", "sample B: denied"},
 	/* After a required failure: its own status (the brief's rule;
 	 * pam(8) would return the required one's). */
-	{L_OK, "required sample deny A; requisite sample unavailable B; "
-	       "optional sample ok C",
-	 UNAVAIL, NULL, "A B", "sample B: unavailable"},
+	{L_OK,
+         "required sample deny A; requisite sample unavailable B; "
+         "optional sample ok C",
+         UNAVAIL, NULL, "A B", "sample B: unavailable"},
 
 	/* required: failure fails the stack even if later ones succeed;
 	 * the first required failure is the one reported. */
 	{L_OK, "required sample deny A; required sample ok B", DENIED, NULL,
-	 "A B", "sample A: denied"},
+         "A B", "sample A: denied"},
 	{L_401, "required login; required basic", DENIED, NULL, "login",
-	 "HTTP 401"},
+         "HTTP 401"},
 	{L_503, "required login; required basic", UNAVAIL, NULL, "login",
-	 "HTTP 503"},
-	{L_OK, "required sample unavailable A; required sample deny B; "
-	       "required basic",
-	 UNAVAIL, NULL, "A B", "sample A: unavailable"},
-	{L_OK, "optional sample ok A; required exec fail X; "
-	       "sufficient sample ok B",
-	 UNAVAIL, NULL, "A X B", "exit status 3"},
+         "HTTP 503"},
+	{L_OK,
+         "required sample unavailable A; required sample deny B; "
+         "required basic",
+         UNAVAIL, NULL, "A B", "sample A: unavailable"},
+	{L_OK,
+         "optional sample ok A; required exec fail X; "
+         "sufficient sample ok B",
+         UNAVAIL, NULL, "A X B", "exit status 3"},
 	{L_OK, "required sample ok A; required sample ok B", OK, "A", "A B",
-	 NULL},
+         NULL},
 	{L_OK, "required login; required basic", OK, "login", "login", NULL},
 	{L_OK, "required basic; required login", OK, "basic", "login", NULL},
 	{L_OK, "required exec ok X; required basic", OK, "X", "X", NULL},
 
 	/* optional: failure ignored. */
 	{L_OK, "optional sample deny A; required sample ok B", OK, "B", "A B",
-	 NULL},
+         NULL},
 	{L_OK, "optional exec fail X; optional sample ok A", OK, "A", "X A",
-	 NULL},
+         NULL},
 	{L_OK, "optional exec garbage X; required basic", OK, "basic", "X",
-	 NULL},
+         NULL},
 	{L_503, "optional login; required sample ok A", OK, "A", "login A",
-	 NULL},
+         NULL},
 	{L_OK, "optional sample crlf A; required basic", OK, "basic", "A",
-	 NULL},
+         NULL},
 	{L_OK, "optional sample weird A; required sample ok B", OK, "B", "A B",
-	 NULL},
+         NULL},
 
 	/* The first success's header wins. */
 	{L_OK, "optional sample ok A; optional sample ok B", OK, "A", "A B",
-	 NULL},
-	{L_OK, "optional sample ok A; sufficient sample ok B; "
-	       "required sample ok C",
-	 OK, "A", "A B", NULL},
+         NULL},
+	{L_OK,
+         "optional sample ok A; sufficient sample ok B; "
+         "required sample ok C",
+         OK, "A", "A B", NULL},
 	{L_OK, "optional basic; sufficient login; required sample ok A", OK,
-	 "basic", "login", NULL},
-	{L_OK, "optional sample deny A; optional exec ok X; required login",
-	 OK, "X", "A X login", NULL},
+         "basic", "login", NULL},
+	{L_OK, "optional sample deny A; optional exec ok X; required login", OK,
+         "X", "A X login", NULL},
 
 	/* Where all fail: the last failure's status. */
 	{L_OK, "sufficient sample deny A; sufficient sample unavailable B",
-	 UNAVAIL, NULL, "A B", "sample B: unavailable"},
+         UNAVAIL, NULL, "A B", "sample B: unavailable"},
 	{L_OK, "optional sample unavailable A; optional sample deny B", DENIED,
-	 NULL, "A B", "sample B: denied"},
+         NULL, "A B", "sample B: denied"},
 	{L_503, "sufficient login; optional sample deny A", DENIED, NULL,
-	 "login A", "sample A: denied"},
+         "login A", "sample A: denied"},
 	{L_401, "optional login; sufficient exec fail X", UNAVAIL, NULL,
-	 "login X", "exit status 3"},
+         "login X", "exit status 3"},
 	{L_OK, "optional sample deny A; sufficient exec garbage X", PROTOCOL,
-	 NULL, "A X", "not one JSON document"},
+         NULL, "A X", "not one JSON document"},
 	{L_503, "optional sample deny A; optional login", UNAVAIL, NULL,
-	 "A login", "HTTP 503"},
-	{L_OK, "optional sample deny A; optional sample crlf B", PROTOCOL,
-	 NULL, "A B", "no single safe header line"},
+         "A login", "HTTP 503"},
+	{L_OK, "optional sample deny A; optional sample crlf B", PROTOCOL, NULL,
+         "A B", "no single safe header line"},
 	{L_OK, "optional sample deny A; optional sample weird B", PROTOCOL,
-	 NULL, "A B", "returned status -1000"},
+         NULL, "A B", "returned status -1000"},
 
 	/* One provider, with or without a control word. */
 	{L_OK, "- sample deny A", DENIED, NULL, "A", "sample A: denied"},
 	{L_OK, "requisite sample ok A", OK, "A", "A", NULL},
 	{L_OK, "optional sample unavailable A", UNAVAIL, NULL, "A",
-	 "sample A: unavailable"},
+         "sample A: unavailable"},
 	{L_401, "sufficient login", DENIED, NULL, "login", "HTTP 401"},
 };
 
 /* The same with the mock stopped: login is unavailable. */
 static const struct stack_case down_cases[] = {
 	{L_DOWN, "sufficient login; required basic", OK, "basic", "", NULL},
-	{L_DOWN, "requisite login; required basic", UNAVAIL, NULL, "",
-	 "POST "},
+	{L_DOWN, "requisite login; required basic", UNAVAIL, NULL, "", "POST "},
 	{L_DOWN, "required login; optional sample ok A", UNAVAIL, NULL, "A",
-	 "POST "},
+         "POST "},
 	{L_DOWN, "optional login; optional sample deny A", DENIED, NULL, "A",
-	 "sample A: denied"},
+         "sample A: denied"},
 	{L_DOWN, "optional sample deny A; optional login", UNAVAIL, NULL, "A",
-	 "POST "},
+         "POST "},
 	{L_DOWN, "sufficient sample ok A; required login", OK, "A", "A", NULL},
 	{L_DOWN, "optional login; required exec ok X", OK, "X", "X", NULL},
-	{L_DOWN, "sufficient exec fail X; sufficient login; required basic",
-	 OK, "basic", "X", NULL},
+	{L_DOWN, "sufficient exec fail X; sufficient login; required basic", OK,
+         "basic", "X", NULL},
 };
 
 /* Splits "a; b; c" into words per line; returns the number of lines. */
@@ -230,10 +236,10 @@ static void add_profile(const char *profile, const struct stack_case *c)
 	         "connect_timeout = 2\n",
 	         profile, api_base, mods);
 	for (int i = 0; i < n; i++) {
-		const char *control = strcmp(lines[i][0], "-") ? lines[i][0]
-		                                                : "";
+		const char *control =
+			strcmp(lines[i][0], "-") ? lines[i][0] : "";
 		const char *kind = lines[i][1], *mode = lines[i][2],
-		           *name = lines[i][3];
+			   *name = lines[i][3];
 
 		conf_add("provider = %s %s", control, kind);
 		if (strcmp(kind, "sample") == 0)
@@ -245,8 +251,7 @@ static void add_profile(const char *profile, const struct stack_case *c)
 		else if (strcmp(kind, "exec") == 0)
 			conf_add(" %s/exec-answer.sh %s/%s-%s "
 			         "%s/answer-%s-%s",
-			         bin, state, profile, name, state, mode,
-			         name);
+			         bin, state, profile, name, state, mode, name);
 		conf_add("\n");
 	}
 }
@@ -300,10 +305,12 @@ static void run_case(const char *profile, const struct stack_case *c)
 		CHECK_INT(mock_reset(&fix.mock), 0);
 		if (c->login == L_401)
 			CHECK_INT(mock_config(&fix.mock,
-			                      "{\"login_status\": 401}"), 0);
+			                      "{\"login_status\": 401}"),
+			          0);
 		if (c->login == L_503)
 			CHECK_INT(mock_config(&fix.mock,
-			                      "{\"login_status\": 503}"), 0);
+			                      "{\"login_status\": 503}"),
+			          0);
 		logins = mock_stat(&fix.mock, "logins");
 		CHECK_INT(logins, 0);
 	}
@@ -346,8 +353,7 @@ static void run_case(const char *profile, const struct stack_case *c)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s-%s", state, profile,
 		         lines[i][3]);
-		CHECK_INT(count_lines(path),
-		          in_words(c->ran, lines[i][3]));
+		CHECK_INT(count_lines(path), in_words(c->ran, lines[i][3]));
 	}
 	if (up)
 		CHECK_INT(mock_stat(&fix.mock, "logins"),
@@ -370,7 +376,7 @@ static void run_cases(const struct stack_case *cases, size_t n,
 		snprintf(profile, sizeof(profile), "%s%zu", prefix, i);
 		fixture_store(profile, FIX_APP_KEY, FIX_EMAIL,
 		              cases[i].login == L_BADPW ? "wrong-password"
-		                                      : FIX_PASSWORD);
+		                                        : FIX_PASSWORD);
 	}
 	for (size_t i = 0; i < n; i++) {
 		snprintf(profile, sizeof(profile), "%s%zu", prefix, i);

@@ -121,8 +121,10 @@ static int churn_worker(void *arg, int i)
 				return 11;
 			}
 		if (mock_customers(&fix.mock, buf) != 200) {
-			fprintf(stderr, "churn worker %d: the mock refused "
-			        "the header\n", i);
+			fprintf(stderr,
+			        "churn worker %d: the mock refused "
+			        "the header\n",
+			        i);
 			return 12;
 		}
 		ms_sleep(50 + i * 7);
@@ -215,7 +217,8 @@ static void test_killed(void)
 			ms_sleep(10);
 		CHECK_MSG(mock_stat(&fix.mock, "logins") > before,
 		          "round %d: the refresher's login did not reach the "
-		          "mock within 60 s", round);
+		          "mock within 60 s",
+		          round);
 		pid_t waiters = fork();
 		CHECK(waiters >= 0);
 		if (waiters == 0)
@@ -266,9 +269,10 @@ static int outage_worker(void *arg, int i)
 		}
 		/* Refusals come at once, not after a wait. */
 		if (ms_now() - t0 > OUTAGE_WAIT_MS / 2) {
-			fprintf(stderr, "outage worker %d: a call took %lld ms "
-			        "(wait_timeout %d s): it waited\n", i,
-			        (long long)(ms_now() - t0),
+			fprintf(stderr,
+			        "outage worker %d: a call took %lld ms "
+			        "(wait_timeout %d s): it waited\n",
+			        i, (long long)(ms_now() - t0),
 			        OUTAGE_WAIT_MS / 1000);
 			return 12;
 		}
@@ -276,8 +280,10 @@ static int outage_worker(void *arg, int i)
 	}
 	ucaasauth_close(ua);
 	if (!unavailable)
-		fprintf(stderr, "outage worker %d: never refused in 8 s, "
-		        "though the token lives 4 s\n", i);
+		fprintf(stderr,
+		        "outage worker %d: never refused in 8 s, "
+		        "though the token lives 4 s\n",
+		        i);
 	return unavailable > 0 ? 0 : 13;
 }
 

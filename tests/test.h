@@ -47,68 +47,68 @@
 
 static int test_checks;
 
-#define test_fail_(...)                                                   \
-	do {                                                              \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);           \
-		fprintf(stderr, __VA_ARGS__);                             \
-		fprintf(stderr, "\n");                                    \
-		if (ucaasauth_last_error())                               \
-			fprintf(stderr, "  last error: %s\n",             \
-			        ucaasauth_last_error());                  \
-		exit(1);                                                  \
+#define test_fail_(...)                                                        \
+	do {                                                                   \
+		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                \
+		fprintf(stderr, __VA_ARGS__);                                  \
+		fprintf(stderr, "\n");                                         \
+		if (ucaasauth_last_error())                                    \
+			fprintf(stderr, "  last error: %s\n",                  \
+			        ucaasauth_last_error());                       \
+		exit(1);                                                       \
 	} while (0)
 
-#define CHECK(cond)                                                       \
-	do {                                                              \
-		test_checks++;                                            \
-		if (!(cond))                                              \
-			test_fail_("CHECK(%s) failed", #cond);            \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		test_checks++;                                                 \
+		if (!(cond))                                                   \
+			test_fail_("CHECK(%s) failed", #cond);                 \
 	} while (0)
 
 /* CHECK with the reason a reader needs: the values behind the condition,
  * e.g. CHECK_MSG(n <= max, "%ld logins, at most %ld", n, max). */
-#define CHECK_MSG(cond, ...)                                              \
-	do {                                                              \
-		test_checks++;                                            \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ",      \
-			        __FILE__, __LINE__, #cond);               \
-			fprintf(stderr, __VA_ARGS__);                     \
-			fprintf(stderr, "\n");                            \
-			if (ucaasauth_last_error())                       \
-				fprintf(stderr, "  last error: %s\n",     \
-				        ucaasauth_last_error());          \
-			exit(1);                                          \
-		}                                                         \
+#define CHECK_MSG(cond, ...)                                                   \
+	do {                                                                   \
+		test_checks++;                                                 \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
+			        __LINE__, #cond);                              \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fprintf(stderr, "\n");                                 \
+			if (ucaasauth_last_error())                            \
+				fprintf(stderr, "  last error: %s\n",          \
+				        ucaasauth_last_error());               \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
-#define CHECK_INT(a, b)                                                   \
-	do {                                                              \
-		long long a_ = (long long)(a), b_ = (long long)(b);       \
-		test_checks++;                                            \
-		if (a_ != b_)                                             \
-			test_fail_("%s == %s failed: %lld != %lld", #a, #b, \
-			           a_, b_);                               \
+#define CHECK_INT(a, b)                                                        \
+	do {                                                                   \
+		long long a_ = (long long)(a), b_ = (long long)(b);            \
+		test_checks++;                                                 \
+		if (a_ != b_)                                                  \
+			test_fail_("%s == %s failed: %lld != %lld", #a, #b,    \
+			           a_, b_);                                    \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                   \
-	do {                                                              \
-		const char *a_ = (a), *b_ = (b);                          \
-		test_checks++;                                            \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0)                    \
-			test_fail_("%s == %s failed: \"%s\" != \"%s\"", #a, \
-			           #b, a_ ? a_ : "(null)",                \
-			           b_ ? b_ : "(null)");                   \
+#define CHECK_STR(a, b)                                                        \
+	do {                                                                   \
+		const char *a_ = (a), *b_ = (b);                               \
+		test_checks++;                                                 \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0)                         \
+			test_fail_("%s == %s failed: \"%s\" != \"%s\"", #a,    \
+			           #b, a_ ? a_ : "(null)",                     \
+			           b_ ? b_ : "(null)");                        \
 	} while (0)
 
 /* The last error names what it should (a file, a line, a key). */
-#define CHECK_ERROR_HAS(needle)                                           \
-	do {                                                              \
-		const char *e_ = ucaasauth_last_error();                  \
-		test_checks++;                                            \
-		if (!e_ || !strstr(e_, (needle)))                         \
-			test_fail_("last error lacks \"%s\": \"%s\"",     \
-			           (needle), e_ ? e_ : "(null)");         \
+#define CHECK_ERROR_HAS(needle)                                                \
+	do {                                                                   \
+		const char *e_ = ucaasauth_last_error();                       \
+		test_checks++;                                                 \
+		if (!e_ || !strstr(e_, (needle)))                              \
+			test_fail_("last error lacks \"%s\": \"%s\"",          \
+			           (needle), e_ ? e_ : "(null)");              \
 	} while (0)
 
 /* Writes a whole file with exactly `mode` (whatever the umask). */
@@ -123,10 +123,10 @@ static inline void write_file(const char *path, const void *data, size_t len,
 	CHECK_INT(close(fd), 0);
 }
 
-#define TEST_DONE()                                                       \
-	do {                                                              \
-		printf("ok: %d checks\n", test_checks);                   \
-		return 0;                                                 \
+#define TEST_DONE()                                                            \
+	do {                                                                   \
+		printf("ok: %d checks\n", test_checks);                        \
+		return 0;                                                      \
 	} while (0)
 
 #endif

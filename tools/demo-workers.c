@@ -56,8 +56,7 @@ static bool get(struct ucaasauth *ua, char *buf, size_t size)
 	return true;
 }
 
-static int worker(struct ucaasauth *ua, long calls, int go, int ready,
-                  int out)
+static int worker(struct ucaasauth *ua, long calls, int go, int ready, int out)
 {
 	struct result res;
 	char buf[4096], c = 'r';
@@ -140,9 +139,9 @@ static int run(struct ucaasauth *ua, int n, long calls, double *cpu_per_call,
 			failed++;
 	}
 	qsort(cpu_per_call, got, sizeof(*cpu_per_call), cmp);
-	*ret_cps = got && last > first ? got * (double)calls * 1e9 /
-	                                         (last - first)
-	                               : 0;
+	*ret_cps = got && last > first
+	                   ? got * (double)calls * 1e9 / (last - first)
+	                   : 0;
 	*ret_span_ms = (last - first) / 1e6;
 	return failed ? failed : n - got;
 }
@@ -156,7 +155,8 @@ int main(int argc, char **argv)
 
 	if (argc != 4 || (n = atoi(argv[2])) < 1 || n > 1024 ||
 	    (calls = atol(argv[3])) < 1) {
-		fprintf(stderr, "usage: demo-workers PROFILE PROCESSES CALLS\n");
+		fprintf(stderr,
+		        "usage: demo-workers PROFILE PROCESSES CALLS\n");
 		return 2;
 	}
 	r = ucaasauth_open(&ua, argv[1], 0);
@@ -182,9 +182,8 @@ int main(int argc, char **argv)
 	       "(one worker alone: %.1f ns)\n"
 	       "all %d workers together: %.0f million calls/s over %.0f ms, "
 	       "%.2fx one worker alone (%.0f million calls/s)\n",
-	       n, calls, cpus, cpu[n / 2], cpu[n - 1], one_cpu[0], n,
-	       cps / 1e6, span, one_cps > 0 ? cps / one_cps : 0,
-	       one_cps / 1e6);
+	       n, calls, cpus, cpu[n / 2], cpu[n - 1], one_cpu[0], n, cps / 1e6,
+	       span, one_cps > 0 ? cps / one_cps : 0, one_cps / 1e6);
 	/* The scheduler spreads freshly woken processes over the CPUs in
 	 * milliseconds: a shorter run shows that, not the cache. */
 	if (span < 200 && n > 1 && cpus > 1)

@@ -80,14 +80,29 @@
 #define MAX_SERVERS 4
 
 /* The targets (DESIGN.md, issue 16). */
-#define TARGET_FLOOR 1.2   /* x the seqlock floor, same clock */
-#define TARGET_PROCESS 2.0 /* x cat, whole processes */
+#define TARGET_FLOOR 1.2    /* x the seqlock floor, same clock */
+#define TARGET_PROCESS 2.0  /* x cat, whole processes */
 #define TARGET_STORM_MS 5.0 /* cold - warm, beyond one login */
 
-enum { M_PRODUCT, M_FLOOR, M_MONOTONIC, M_MEMCPY, M_SEGREAD, M_STATIC,
-       M_MUTEX, M_KEYCTL, M_SOCKET, M_SOCKET_CONNECT, M_REDIS_UNIX,
-       M_REDIS_TCP, M_MEMCACHED, M_FILE, M_LOGIN_REUSE, M_LOGIN_NEW,
-       N_METHODS };
+enum {
+	M_PRODUCT,
+	M_FLOOR,
+	M_MONOTONIC,
+	M_MEMCPY,
+	M_SEGREAD,
+	M_STATIC,
+	M_MUTEX,
+	M_KEYCTL,
+	M_SOCKET,
+	M_SOCKET_CONNECT,
+	M_REDIS_UNIX,
+	M_REDIS_TCP,
+	M_MEMCACHED,
+	M_FILE,
+	M_LOGIN_REUSE,
+	M_LOGIN_NEW,
+	N_METHODS
+};
 
 static const struct method {
 	const char *id;
@@ -100,48 +115,46 @@ static const struct method {
 	long max_calls;    /* per process and repetition */
 } methods[N_METHODS] = {
 	[M_PRODUCT] = {"product", "ucaasauth_header(), warm shared cache",
-	               "ucaasauth_header()", false, false, 1000, 300,
-	               100000000},
+                       "ucaasauth_header()", false, false, 1000, 300,
+                       100000000},
 	[M_FLOOR] = {"floor", "floor: seqlock read, coarse clock",
-	             "floor (seqlock)", false, false, 1000, 300, 100000000},
+                     "floor (seqlock)", false, false, 1000, 300, 100000000},
 	[M_MONOTONIC] = {"floor-monotonic",
-	                 "(reference: floor with CLOCK_MONOTONIC)",
-	                 "floor, CLOCK_MONOTONIC", false, false, 1000, 300,
-	                 100000000},
-	[M_MEMCPY] = {"floor-memcpy",
-	              "(reference: floor copying with memcpy)",
-	              "floor with memcpy", false, true, 1000, 300, 100000000},
+                         "(reference: floor with CLOCK_MONOTONIC)",
+                         "floor, CLOCK_MONOTONIC", false, false, 1000, 300,
+                         100000000},
+	[M_MEMCPY] = {"floor-memcpy", "(reference: floor copying with memcpy)",
+                      "floor with memcpy", false, true, 1000, 300, 100000000},
 	[M_SEGREAD] = {"segment-read",
-	               "(profile: segment_read() + fresh check)", NULL, true,
-	               true, 1000, 300, 100000000},
+                       "(profile: segment_read() + fresh check)", NULL, true,
+                       true, 1000, 300, 100000000},
 	[M_STATIC] = {"product-static",
-	              "(profile: ucaasauth_header() linked in, no PLT)", NULL,
-	              true, true, 1000, 300, 100000000},
+                      "(profile: ucaasauth_header() linked in, no PLT)", NULL,
+                      true, true, 1000, 300, 100000000},
 	[M_MUTEX] = {"floor-mutex", "floor with a process-shared mutex",
-	             "floor (mutex)", false, false, 1000, 300, 100000000},
+                     "floor (mutex)", false, false, 1000, 300, 100000000},
 	[M_KEYCTL] = {"keyctl", "keyctl_read(), kernel keyring",
-	              "keyctl_read()", false, false, 200, 300, 10000000},
+                      "keyctl_read()", false, false, 200, 300, 10000000},
 	[M_SOCKET] = {"socket", "Unix socket daemon, kept connection",
-	              "socket (kept)", false, false, 20, 300, 1000000},
+                      "socket (kept)", false, false, 20, 300, 1000000},
 	[M_SOCKET_CONNECT] = {"socket-connect",
-	                      "Unix socket daemon, connect per request",
-	                      "socket (connect)", false, false, 10, 300,
-	                      1000000},
+                              "Unix socket daemon, connect per request",
+                              "socket (connect)", false, false, 10, 300,
+                              1000000},
 	[M_REDIS_UNIX] = {"redis-unix",
-	                  "Redis GET (hiredis), Unix socket, kept conn.",
-	                  "Redis GET (Unix)", false, false, 20, 300, 1000000},
+                          "Redis GET (hiredis), Unix socket, kept conn.",
+                          "Redis GET (Unix)", false, false, 20, 300, 1000000},
 	[M_REDIS_TCP] = {"redis-tcp",
-	                 "Redis GET (hiredis), 127.0.0.1, kept conn.",
-	                 "Redis GET (TCP)", false, false, 20, 300, 1000000},
-	[M_MEMCACHED] = {"memcached",
-	                 "memcached get (libmemcached), 127.0.0.1",
-	                 "memcached get", false, false, 20, 300, 1000000},
+                         "Redis GET (hiredis), 127.0.0.1, kept conn.",
+                         "Redis GET (TCP)", false, false, 20, 300, 1000000},
+	[M_MEMCACHED] = {"memcached", "memcached get (libmemcached), 127.0.0.1",
+                         "memcached get", false, false, 20, 300, 1000000},
 	[M_FILE] = {"file", "open + flock(LOCK_SH) + read token file",
-	            "file + flock", false, false, 50, 300, 1000000},
+                    "file + flock", false, false, 50, 300, 1000000},
 	[M_LOGIN_REUSE] = {"login-reuse", "login to the mock, kept connection",
-	                   "login (kept conn.)", true, false, 1, 400, 2000},
+                           "login (kept conn.)", true, false, 1, 400, 2000},
 	[M_LOGIN_NEW] = {"login-new", "login to the mock, new connection",
-	                 "login (new conn.)", true, false, 1, 400, 2000},
+                         "login (new conn.)", true, false, 1, 400, 2000},
 };
 
 static const int procs[] = {1, 2, 4};
@@ -174,7 +187,12 @@ struct storm {
 };
 
 /* Whole processes, fork + exec to exit, one after the other. */
-enum { P_HEADER, P_CAT, P_VERSION, N_PROCESS_ROWS };
+enum {
+	P_HEADER,
+	P_CAT,
+	P_VERSION,
+	N_PROCESS_ROWS
+};
 
 static const char *const process_labels[N_PROCESS_ROWS] = {
 	[P_HEADER] = "ucaas-auth header, warm cache",
@@ -190,7 +208,11 @@ struct process_row {
 };
 
 /* A process that never logs in: what it maps after a header. */
-enum { MAPS_DAEMON, MAPS_WARM, N_MAPS };
+enum {
+	MAPS_DAEMON,
+	MAPS_WARM,
+	N_MAPS
+};
 
 static const char *const maps_labels[N_MAPS] = {
 	[MAPS_DAEMON] = "client of ucaas-authd",
@@ -200,15 +222,15 @@ static const char *const maps_labels[N_MAPS] = {
 struct maps_result {
 	bool ran;
 	char error[300];
-	int objects;       /* shared objects mapped */
-	char found[200];   /* of libcurl, libssl, libcrypto */
-	char also[300];    /* other libraries only a login needs */
+	int objects;     /* shared objects mapped */
+	char found[200]; /* of libcurl, libssl, libcrypto */
+	char also[300];  /* other libraries only a login needs */
 };
 
 static struct fixture fix;
 static struct cell cells[N_METHODS][N_PROCS];
 static char skipped[N_METHODS][200]; /* why a method was not measured */
-static double icount[N_METHODS]; /* instructions per call, <0: unknown */
+static double icount[N_METHODS];     /* instructions per call, <0: unknown */
 static struct storm storms[N_STORMS];
 static struct process_row process_rows[N_PROCESS_ROWS];
 static long process_logins = -1; /* logins the process rows caused */
@@ -326,8 +348,10 @@ static int profile_worker(int argc, char **argv)
 		                            (size_t)want &&
 		                    bench_use(buf));
 	if (memcmp(buf, expect, (size_t)want + 1) != 0)
-		run_fail(out, "%s: the header read differs from the expected "
-		              "one", mode);
+		run_fail(out,
+		         "%s: the header read differs from the expected "
+		         "one",
+		         mode);
 	run_write(&r, out);
 	ucaasauth_close(ua);
 	return 0;
@@ -502,8 +526,7 @@ static void floor_setup(int64_t expires_ns)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, FLOOR_SIZE) < 0)
 		die("%s: %s", path, strerror(errno));
-	seg = mmap(NULL, FLOOR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-	           0);
+	seg = mmap(NULL, FLOOR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (seg == MAP_FAILED)
 		die("%s: %s", path, strerror(errno));
@@ -647,8 +670,7 @@ static void server_stop(pid_t pid)
 			servers[i] = servers[--n_servers];
 	if (pid <= 0 || kill(pid, SIGTERM) < 0)
 		return;
-	while ((r = waitpid(pid, NULL, WNOHANG)) == 0 &&
-	       bench_now_ns() < end)
+	while ((r = waitpid(pid, NULL, WNOHANG)) == 0 && bench_now_ns() < end)
 		ms_sleep(10);
 	if (r == 0) {
 		kill(pid, SIGKILL);
@@ -709,19 +731,24 @@ static void redis_setup(void)
 	pid_t pid;
 
 	if (!in_path("redis-server", prog, sizeof(prog))) {
-		skip(M_REDIS_UNIX, M_REDIS_TCP, "redis-server not found "
-		                                "(tools/install-deps --bench)");
+		skip(M_REDIS_UNIX, M_REDIS_TCP,
+		     "redis-server not found "
+		     "(tools/install-deps --bench)");
 		return;
 	}
 	snprintf(sock, sizeof(sock), "%s/redis.sock", fix.dir);
 	snprintf(log, sizeof(log), "%s/redis.log", fix.dir);
 	snprintf(port, sizeof(port), "%d", free_port());
 	{
-		const char *argv[] = {prog, "--port", port, "--bind",
-		                      "127.0.0.1", "--unixsocket", sock,
-		                      "--unixsocketperm", "700", "--save", "",
-		                      "--appendonly", "no", "--daemonize", "no",
-		                      "--dir", fix.dir, NULL};
+		const char *argv[] = {prog,        "--port",
+		                      port,        "--bind",
+		                      "127.0.0.1", "--unixsocket",
+		                      sock,        "--unixsocketperm",
+		                      "700",       "--save",
+		                      "",          "--appendonly",
+		                      "no",        "--daemonize",
+		                      "no",        "--dir",
+		                      fix.dir,     NULL};
 
 		pid = server_start(argv, NULL, log);
 	}
@@ -772,25 +799,28 @@ static void memcached_setup(void)
 	pid_t pid;
 
 	if (!in_path("memcached", prog, sizeof(prog))) {
-		skip(M_MEMCACHED, M_MEMCACHED, "memcached not found "
-		                               "(tools/install-deps --bench)");
+		skip(M_MEMCACHED, M_MEMCACHED,
+		     "memcached not found "
+		     "(tools/install-deps --bench)");
 		return;
 	}
 	snprintf(log, sizeof(log), "%s/memcached.log", fix.dir);
 	snprintf(port, sizeof(port), "%d", free_port());
 	{
 		/* As root it wants a user to run as: this one. */
-		const char *argv[] = {prog, "-l", "127.0.0.1", "-p", port,
-		                      "-U", "0", "-m", "16",
-		                      geteuid() == 0 ? "-u" : NULL, "root",
-		                      NULL};
+		const char *argv[] = {prog,        "-l",
+		                      "127.0.0.1", "-p",
+		                      port,        "-U",
+		                      "0",         "-m",
+		                      "16",        geteuid() == 0 ? "-u" : NULL,
+		                      "root",      NULL};
 
 		pid = server_start(argv, NULL, log);
 	}
 	mc = memcached_create(NULL);
-	if (!mc || memcached_server_add(mc, "127.0.0.1",
-	                                (in_port_t)atoi(port)) !=
-	                   MEMCACHED_SUCCESS) {
+	if (!mc ||
+	    memcached_server_add(mc, "127.0.0.1", (in_port_t)atoi(port)) !=
+	            MEMCACHED_SUCCESS) {
 		memcached_free(mc);
 		server_stop(pid);
 		skip(M_MEMCACHED, M_MEMCACHED, "libmemcached set-up failed");
@@ -938,8 +968,10 @@ static int launch(const char *program, const char *const *prefix,
 	*ret_go = bench_now_ns();
 	close(go[1]); /* go */
 	if (got < n)
-		fprintf(stderr, "ucaasauth-bench: only %d of %d workers got "
-		                "ready\n", got, n);
+		fprintf(stderr,
+		        "ucaasauth-bench: only %d of %d workers got "
+		        "ready\n",
+		        got, n);
 	deadline = bench_now_ns() + 120 * (int64_t)1000000000;
 	for (int i = 0; i < n; i++) {
 		int status;
@@ -986,8 +1018,7 @@ static bool collect(struct cell *cell, const char *path, double *cps)
 		fclose(f);
 		return false;
 	}
-	if (fscanf(f, "%ld %lld %ld %zu", &calls, &elapsed, &allocs, &n) !=
-	    4) {
+	if (fscanf(f, "%ld %lld %ld %zu", &calls, &elapsed, &allocs, &n) != 4) {
 		fclose(f);
 		return false;
 	}
@@ -1104,7 +1135,7 @@ static double callgrind(const char *program, const char *mode, long calls)
 
 static void count_instructions(void)
 {
-	static const int counted[] = {M_PRODUCT, M_FLOOR,  M_MONOTONIC,
+	static const int counted[] = {M_PRODUCT, M_FLOOR,   M_MONOTONIC,
 	                              M_MEMCPY,  M_SEGREAD, M_STATIC,
 	                              M_MUTEX};
 
@@ -1114,8 +1145,8 @@ static void count_instructions(void)
 		const struct method *me = &methods[counted[i]];
 		const char *prog = me->internal ? self_path : reader_path;
 		double base = callgrind(prog, me->id, 0);
-		double full = base < 0 ? -1
-		                       : callgrind(prog, me->id, ICOUNT_CALLS);
+		double full =
+			base < 0 ? -1 : callgrind(prog, me->id, ICOUNT_CALLS);
 
 		if (full >= 0)
 			icount[counted[i]] = (full - base) / ICOUNT_CALLS;
@@ -1263,10 +1294,9 @@ static void maps_run(struct maps_result *res, const char *config,
 {
 	static const char *const login_only[] = {"libcurl", "libssl",
 	                                         "libcrypto"};
-	static const char *const also[] = {"libnghttp2", "libssh2",
-	                                   "libgssapi", "libldap", "libjson-c",
-	                                   "libpsl", "libidn2", "librtmp",
-	                                   "libbrotli", "libzstd"};
+	static const char *const also[] = {
+		"libnghttp2", "libssh2", "libgssapi", "libldap",   "libjson-c",
+		"libpsl",     "libidn2", "librtmp",   "libbrotli", "libzstd"};
 	char out[PATH_MAX], line[PATH_MAX], got[BENCH_HEADER_MAX + 2];
 	const char *argv[] = {maps_path, out, NULL};
 	int status = -1;
@@ -1380,9 +1410,10 @@ static void run_maps(void)
 	f = fopen(conf, "w");
 	if (!f)
 		die("cannot write %s", conf);
-	fprintf(f, "default_profile = tok\n[profile tok]\napi_base = %s\n"
-	           "app_id = %s\nprovider = login\ncache = daemon\n"
-	           "socket = %s/authd.sock\nallow_users = %s\n",
+	fprintf(f,
+	        "default_profile = tok\n[profile tok]\napi_base = %s\n"
+	        "app_id = %s\nprovider = login\ncache = daemon\n"
+	        "socket = %s/authd.sock\nallow_users = %s\n",
 	        fix.mock.base, FIX_APP_ID, dir, uid);
 	if (fclose(f) != 0)
 		die("cannot write %s", conf);
@@ -1493,8 +1524,7 @@ static void run_storm(int s, int rep)
 	storm_start(n, runtime, &cold, first, sizeof(first));
 	st->logins[rep] = mock_stat(&fix.mock, "logins");
 	storm_start(n, runtime, &warm, first, sizeof(first));
-	st->warm_logins[rep] = mock_stat(&fix.mock, "logins") -
-	                       st->logins[rep];
+	st->warm_logins[rep] = mock_stat(&fix.mock, "logins") - st->logins[rep];
 	st->all_ms[rep] = cold.all_ms;
 	st->median_ms[rep] = cold.median_ms;
 	st->open_ms[rep] = cold.open_ms;
@@ -1662,13 +1692,18 @@ static double own_cpu(void)
 	return (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
 	                children.ru_utime.tv_sec + children.ru_stime.tv_sec) +
 	       (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
-	                children.ru_utime.tv_usec +
-	                children.ru_stime.tv_usec) / 1e6;
+	                children.ru_utime.tv_usec + children.ru_stime.tv_usec) /
+	               1e6;
 }
 
 /* What judge() is told: a target met or missed, a line for information,
  * or a target that could not be measured here (a peer not installed). */
-enum { MISS = 0, PASS = 1, INFO = -1, SKIP = -2 };
+enum {
+	MISS = 0,
+	PASS = 1,
+	INFO = -1,
+	SKIP = -2
+};
 
 struct verdict {
 	char what[160], measured[200];
@@ -1677,7 +1712,7 @@ struct verdict {
 
 static const char *verdict_word(int pass)
 {
-	return pass == INFO ? "info"
+	return pass == INFO   ? "info"
 	       : pass == SKIP ? "SKIP"
 	       : pass         ? "PASS"
 	                      : "MISS";
@@ -1686,8 +1721,7 @@ static const char *verdict_word(int pass)
 static struct verdict verdicts[48];
 static int n_verdicts;
 
-static PRINTF(3, 4) void judge(int pass, const char *what,
-                               const char *fmt, ...)
+static PRINTF(3, 4) void judge(int pass, const char *what, const char *fmt, ...)
 {
 	struct verdict *v;
 	va_list ap;
@@ -1761,30 +1795,35 @@ static void judge_all(void)
 	judge(!isnan(r) && r <= TARGET_FLOOR, what, "%.2fx (%.0f vs %.0f)", r,
 	      icount[M_PRODUCT], icount[M_FLOOR]);
 	/* Where the gap goes, step by step from the floor (information). */
-	judge(INFO, "gap: floor -> segment_read() + fresh check (the "
-	          "product's fields, ms clock)",
+	judge(INFO,
+	      "gap: floor -> segment_read() + fresh check (the "
+	      "product's fields, ms clock)",
 	      "%.1f -> %.1f ns, %.0f -> %.0f instructions",
 	      cells[M_FLOOR][0].median, cells[M_SEGREAD][0].median,
 	      icount[M_FLOOR], icount[M_SEGREAD]);
-	judge(INFO, "gap: -> ucaasauth_header() linked in (entry checks, "
-	          "Basic branch, view)",
+	judge(INFO,
+	      "gap: -> ucaasauth_header() linked in (entry checks, "
+	      "Basic branch, view)",
 	      "%.1f -> %.1f ns, %.0f -> %.0f instructions",
 	      cells[M_SEGREAD][0].median, cells[M_STATIC][0].median,
 	      icount[M_SEGREAD], icount[M_STATIC]);
-	judge(INFO, "gap: -> ucaasauth_header() through the PLT of "
-	          "libucaasauth.so.1",
+	judge(INFO,
+	      "gap: -> ucaasauth_header() through the PLT of "
+	      "libucaasauth.so.1",
 	      "%.1f -> %.1f ns, %.0f -> %.0f instructions",
 	      cells[M_STATIC][0].median, cells[M_PRODUCT][0].median,
 	      icount[M_STATIC], icount[M_PRODUCT]);
 	r = ratio(M_PRODUCT, M_MEMCPY, 0);
-	judge(INFO, "reference: ucaasauth_header() against a floor copying "
-	          "with one memcpy (breaks the no-string-functions rule)",
+	judge(INFO,
+	      "reference: ucaasauth_header() against a floor copying "
+	      "with one memcpy (breaks the no-string-functions rule)",
 	      "%.2fx ns (%.1f vs %.1f), %.2fx instructions", r,
 	      cells[M_PRODUCT][0].median, cells[M_MEMCPY][0].median,
 	      icount_ratio(M_PRODUCT, M_MEMCPY));
 	r = ratio(M_PRODUCT, M_MONOTONIC, 0);
-	judge(INFO, "reference: ucaasauth_header() against the floor with "
-	          "CLOCK_MONOTONIC",
+	judge(INFO,
+	      "reference: ucaasauth_header() against the floor with "
+	      "CLOCK_MONOTONIC",
 	      "%.2fx ns (%.1f vs %.1f), %.2fx instructions", r,
 	      cells[M_PRODUCT][0].median, cells[M_MONOTONIC][0].median,
 	      icount_ratio(M_PRODUCT, M_MONOTONIC));
@@ -1850,8 +1889,7 @@ static void judge_all(void)
 	            : NAN;
 	judge(!isnan(r) && r >= 1.8,
 	      "2 processes: summed calls/s >= 1.8x one process's",
-	      "%.2fx (medians of the repetitions; best of each: %.2fx)", r,
-	      a);
+	      "%.2fx (medians of the repetitions; best of each: %.2fx)", r, a);
 
 	/* 3. Whole processes, and what a process that never logs in maps. */
 	r = process_measured(P_HEADER) && process_measured(P_CAT)
@@ -1863,7 +1901,8 @@ static void judge_all(void)
 	         TARGET_PROCESS);
 	if (isnan(r))
 		judge(!strncmp(process_rows[P_HEADER].error, "skipped", 7) ||
-		              !strncmp(process_rows[P_CAT].error, "skipped", 7)
+		                      !strncmp(process_rows[P_CAT].error,
+		                               "skipped", 7)
 		              ? SKIP
 		              : MISS,
 		      what, "not measured: %s",
@@ -1926,11 +1965,13 @@ static void judge_all(void)
 
 	/* Not targets. */
 	r = ratio(M_SOCKET_CONNECT, M_PRODUCT, 0);
-	judge(INFO, "faster than the Unix socket with a connection per request "
-	          "(git-credential-cache), 1 process",
+	judge(INFO,
+	      "faster than the Unix socket with a connection per request "
+	      "(git-credential-cache), 1 process",
 	      "%.0fx", r);
 	r = ratio(M_FILE, M_PRODUCT, 0);
-	judge(INFO, "faster than open + flock + read of a token file, 1 process",
+	judge(INFO,
+	      "faster than open + flock + read of a token file, 1 process",
 	      "%.0fx", r);
 	r = ratio(M_LOGIN_REUSE, M_PRODUCT, 0);
 	judge(INFO, "faster than a login per call (kept connection), 1 process",
@@ -1971,8 +2012,9 @@ static void print_table(FILE *f, bool md)
 				continue;
 			if (!measured(m, p)) {
 				if (md)
-					fprintf(f, "| %s | %d | %s "
-					           "| | | | | | |\n",
+					fprintf(f,
+					        "| %s | %d | %s "
+					        "| | | | | | |\n",
 					        methods[m].label, procs[p],
 					        c->error[0] ? c->error
 					                    : "not measured");
@@ -1994,13 +2036,15 @@ static void print_table(FILE *f, bool md)
 			fmt_num(al, sizeof(al), allocs_per_call(m, p),
 			        allocs_per_call(m, p) == 0 ? 0 : 1);
 			if (md)
-				fprintf(f, "| %s | %d | %s | %s | %s | %s | %s "
-				           "| %s | %s |\n",
+				fprintf(f,
+				        "| %s | %d | %s | %s | %s | %s | %s "
+				        "| %s | %s |\n",
 				        methods[m].label, procs[p], med, p99,
 				        cps, best, x, ins, al);
 			else
-				fprintf(f, "%-48s %5d %10s %10s %13s %13s %8s "
-				           "%6s %6s\n",
+				fprintf(f,
+				        "%-48s %5d %10s %10s %13s %13s %8s "
+				        "%6s %6s\n",
 				        methods[m].label, procs[p], med, p99,
 				        cps, best, x, ins, al);
 		}
@@ -2081,14 +2125,15 @@ static void print_storms(FILE *f, bool md)
 	double bound = login_ms() + TARGET_STORM_MS;
 
 	if (md)
-		fprintf(f, "| processes | cold: all hold a header (ms) | "
-		           "slowest cold run (ms) | warm: all hold (ms) | cold "
-		           "- warm (ms) | target: one login + %.0f ms | median "
-		           "process holds it, cold (ms) | median process has "
-		           "opened, cold (ms) | logins per run | logins, warm "
-		           "| |\n"
-		           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-		           "---: | --- | --- | --- |\n",
+		fprintf(f,
+		        "| processes | cold: all hold a header (ms) | "
+		        "slowest cold run (ms) | warm: all hold (ms) | cold "
+		        "- warm (ms) | target: one login + %.0f ms | median "
+		        "process holds it, cold (ms) | median process has "
+		        "opened, cold (ms) | logins per run | logins, warm "
+		        "| |\n"
+		        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+		        "---: | --- | --- | --- |\n",
 		        TARGET_STORM_MS);
 	else
 		fprintf(f, "%9s %9s %9s %9s %11s %9s %12s %13s  %s\n",
@@ -2120,15 +2165,17 @@ static void print_storms(FILE *f, bool md)
 		word = storm_correct(s) && st->extra_ms <= bound ? "PASS"
 		                                                 : "MISS";
 		if (md)
-			fprintf(f, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | "
-			           "%.1f | %.1f | %s | %s | **%s** |\n",
+			fprintf(f,
+			        "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | "
+			        "%.1f | %.1f | %s | %s | **%s** |\n",
 			        storm_sizes[s], st->cold_ms, worst, st->warm_ms,
 			        st->extra_ms, bound, median_of(med, st->reps),
 			        median_of(opn, st->reps), logins, wlogins,
 			        word);
 		else
-			fprintf(f, "%9d %9.1f %9.1f %9.1f %11.1f %9.1f %12.1f "
-			           "%13.1f  %s (%s)  %s\n",
+			fprintf(f,
+			        "%9d %9.1f %9.1f %9.1f %11.1f %9.1f %12.1f "
+			        "%13.1f  %s (%s)  %s\n",
 			        storm_sizes[s], st->cold_ms, worst, st->warm_ms,
 			        st->extra_ms, bound, median_of(med, st->reps),
 			        median_of(opn, st->reps), logins, wlogins,
@@ -2187,16 +2234,18 @@ static void write_csv(const char *path)
 			if (methods[m].one && p > 0)
 				continue;
 			if (!measured(m, p)) {
-				fprintf(f, "call,%s,\"%s\",%d,,,,,,,,%d,%zu,"
-				           ",,,,,,,,",
+				fprintf(f,
+				        "call,%s,\"%s\",%d,,,,,,,,%d,%zu,"
+				        ",,,,,,,,",
 				        methods[m].id, methods[m].label,
 				        procs[p], c->reps, c->n);
 				csv_text(f, c->error);
 				fputc('\n', f);
 				continue;
 			}
-			fprintf(f, "call,%s,\"%s\",%d,%.2f,%.2f,%.0f,%.0f,"
-			           "%.3f,",
+			fprintf(f,
+			        "call,%s,\"%s\",%d,%.2f,%.2f,%.0f,%.0f,"
+			        "%.3f,",
 			        methods[m].id, methods[m].label, procs[p],
 			        c->median, c->p99, c->cps_median, c->cps_best,
 			        ratio(m, M_FLOOR, p));
@@ -2210,7 +2259,8 @@ static void write_csv(const char *path)
 	for (int k = 0; k < N_PROCESS_ROWS; k++) {
 		const struct process_row *row = &process_rows[k];
 		static const char *const ids[N_PROCESS_ROWS] = {
-			[P_HEADER] = "process-header", [P_CAT] = "process-cat",
+			[P_HEADER] = "process-header",
+			[P_CAT] = "process-cat",
 			[P_VERSION] = "process-version"};
 
 		/* median_ns: per run; calls_per_s: runs per second. */
@@ -2221,8 +2271,9 @@ static void write_csv(const char *path)
 			fputc('\n', f);
 			continue;
 		}
-		fprintf(f, "process,%s,\"%s\",1,%.0f,%.0f,%.1f,,,,,,%d,,,,%ld,"
-		           ",,,,\"p10 %.3f ms, p90 %.3f ms\"\n",
+		fprintf(f,
+		        "process,%s,\"%s\",1,%.0f,%.0f,%.1f,,,,,,%d,,,,%ld,"
+		        ",,,,\"p10 %.3f ms, p90 %.3f ms\"\n",
 		        ids[k], process_labels[k], row->median * 1e6,
 		        row->p90 * 1e6, 1e3 / row->median, row->n,
 		        k == P_CAT ? 0 : process_logins, row->p10, row->p90);
@@ -2258,12 +2309,13 @@ static void write_csv(const char *path)
 			bool ok = st->ok[k] == storm_sizes[s] &&
 			          st->same_header[k] && st->warm_logins[k] == 0;
 
-			fprintf(f, "storm,storm-run,\"cold start then warm "
-			           "start, run %d\",%d,,,,,,,,1,,"
-			           "%.2f,%.2f,%.2f,%ld,%.2f,%.2f,,,",
+			fprintf(f,
+			        "storm,storm-run,\"cold start then warm "
+			        "start, run %d\",%d,,,,,,,,1,,"
+			        "%.2f,%.2f,%.2f,%ld,%.2f,%.2f,,,",
 			        k + 1, storm_sizes[s], st->all_ms[k],
-			        st->median_ms[k], st->open_ms[k],
-			        st->logins[k], st->warm_all_ms[k],
+			        st->median_ms[k], st->open_ms[k], st->logins[k],
+			        st->warm_all_ms[k],
 			        st->all_ms[k] - st->warm_all_ms[k]);
 			csv_text(f, ok ? ""
 			               : "some processes failed or the warm "
@@ -2271,8 +2323,9 @@ static void write_csv(const char *path)
 			fputc('\n', f);
 		}
 		if (st->reps)
-			fprintf(f, "storm,storm,\"medians of %d runs\",%d,,,,,,"
-			           ",,%d,,%.2f,,,,%.2f,%.2f,%.2f,%s,\"\"\n",
+			fprintf(f,
+			        "storm,storm,\"medians of %d runs\",%d,,,,,,"
+			        ",,%d,,%.2f,,,,%.2f,%.2f,%.2f,%s,\"\"\n",
 			        st->reps, storm_sizes[s], st->reps, st->cold_ms,
 			        st->warm_ms, st->extra_ms, bound,
 			        storm_correct(s) && st->extra_ms <= bound
@@ -2334,8 +2387,8 @@ static void on_signal(int sig)
 
 static void find_programs(void)
 {
-	ssize_t n = readlink("/proc/self/exe", self_path,
-	                     sizeof(self_path) - 1);
+	ssize_t n =
+		readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
 	char *slash;
 
 	if (n <= 0)
@@ -2366,10 +2419,11 @@ static void report(FILE *f, bool md)
 		           "floor` against the seqlock floor with the "
 		           "product's clock:\n\n");
 	print_table(f, md);
-	fprintf(f, md ? "\nWhole processes, fork + exec to exit, run in "
-	                "turn (%d runs each):\n\n"
-	              : "\nwhole processes, fork + exec to exit, run in turn "
-	                "(%d runs each)\n",
+	fprintf(f,
+	        md ? "\nWhole processes, fork + exec to exit, run in "
+	             "turn (%d runs each):\n\n"
+	           : "\nwhole processes, fork + exec to exit, run in turn "
+	             "(%d runs each)\n",
 	        process_rows[P_CAT].n + process_rows[P_CAT].failed);
 	print_processes(f, md);
 	fprintf(f, md ? "\nShared objects mapped by a process that never "
@@ -2377,18 +2431,19 @@ static void report(FILE *f, bool md)
 	              : "\nshared objects mapped by a process that never "
 	                "logs in, after one header\n");
 	print_maps(f, md);
-	fprintf(f, md ? "\nCold-start storm: milliseconds from the release "
-	                "of N processes on an empty cache to the last one "
-	                "holding a header (`ucaasauth_open()` included), then "
-	                "N more on the cache they filled (warm); medians of "
-	                "%d runs, cold - warm paired run by run; the target "
-	                "is one login (new connection, %.2f ms in this run) "
-	                "+ %.0f ms:\n\n"
-	              : "\ncold-start storm: ms from the release of N "
-	                "processes on an empty cache to the last holding a "
-	                "header (ucaasauth_open() included);\nthen N more on "
-	                "the cache they filled (warm); medians of %d runs; "
-	                "target: one login (%.2f ms here) + %.0f ms\n",
+	fprintf(f,
+	        md ? "\nCold-start storm: milliseconds from the release "
+	             "of N processes on an empty cache to the last one "
+	             "holding a header (`ucaasauth_open()` included), then "
+	             "N more on the cache they filled (warm); medians of "
+	             "%d runs, cold - warm paired run by run; the target "
+	             "is one login (new connection, %.2f ms in this run) "
+	             "+ %.0f ms:\n\n"
+	           : "\ncold-start storm: ms from the release of N "
+	             "processes on an empty cache to the last holding a "
+	             "header (ucaasauth_open() included);\nthen N more on "
+	             "the cache they filled (warm); medians of %d runs; "
+	             "target: one login (%.2f ms here) + %.0f ms\n",
 	        STORM_REPS, login_ms(), TARGET_STORM_MS);
 	print_storms(f, md);
 	fprintf(f, md ? "\nTargets:\n\n| target | measured | |\n"
@@ -2452,8 +2507,7 @@ int main(int argc, char **argv)
 	setup();
 	printf("header: %zu bytes (\"Authorization: Token \" + %zu); %d "
 	       "repetitions\n",
-	       header_len, header_len - strlen("Authorization: Token "),
-	       reps);
+	       header_len, header_len - strlen("Authorization: Token "), reps);
 	snprintf(dir, sizeof(dir), "%s/work", fix.dir);
 	if (mkdir(dir, 0700) < 0)
 		die("%s: %s", dir, strerror(errno));
@@ -2534,9 +2588,10 @@ int main(int argc, char **argv)
 		mdf = fopen(md, "w");
 		if (!mdf)
 			die("cannot write %s", md);
-		fprintf(mdf, "Machine: %ld CPUs online, %s, Linux %s. Build: "
-		             "%s. %d repetitions, %.0f s. Load average before "
-		             "and after: %s / %s; during the run %s.\n\n",
+		fprintf(mdf,
+		        "Machine: %ld CPUs online, %s, Linux %s. Build: "
+		        "%s. %d repetitions, %.0f s. Load average before "
+		        "and after: %s / %s; during the run %s.\n\n",
 		        sysconf(_SC_NPROCESSORS_ONLN), cpu, u.release,
 		        BENCH_BUILDTYPE, reps, wall, load0, load1, noise);
 		report(mdf, true);

@@ -86,8 +86,8 @@ struct run {
 };
 
 /* Parses the worker arguments (argv[0] is MODE) into r; exits on error. */
-void run_init(struct run *r, int argc, char **argv, int *ret_go,
-              int *ret_ready, const char **ret_out);
+void run_init(struct run *r, int argc, char **argv, int *ret_go, int *ret_ready,
+              const char **ret_out);
 /* Tells the driver this worker is ready, and waits to be released. */
 void run_wait_go(int go, int ready);
 /* Writes "ok CALLS ELAPSED_NS ALLOCS N" and the batch averages to out. */
@@ -116,31 +116,31 @@ static inline bool bench_use(const void *p)
  * batch, after r->warmup_ns of untimed calls. Jumps to `measure_failed`
  * in the calling function when a call fails.
  */
-#define MEASURE(r, CALL)                                                   \
-	do {                                                               \
-		int64_t warm_ = bench_now_ns() + (r)->warmup_ns;           \
-		int64_t t0_, tb_, te_;                                     \
-		long a0_;                                                  \
-		while (bench_now_ns() < warm_)                             \
-			for (long i_ = 0; i_ < (r)->batch; i_++)           \
-				if (!(CALL))                               \
-					goto measure_failed;               \
-		a0_ = bench_allocs();                                      \
-		t0_ = te_ = bench_now_ns();                                \
-		while ((r)->n_avg < (r)->max_avg &&                        \
-		       (r)->calls < (r)->max_calls &&                      \
-		       te_ - t0_ < (r)->duration_ns) {                     \
-			tb_ = bench_now_ns();                              \
-			for (long i_ = 0; i_ < (r)->batch; i_++)           \
-				if (!(CALL))                               \
-					goto measure_failed;               \
-			te_ = bench_now_ns();                              \
-			(r)->avg[(r)->n_avg++] =                           \
-				(double)(te_ - tb_) / (double)(r)->batch;  \
-			(r)->calls += (r)->batch;                          \
-		}                                                          \
-		(r)->elapsed_ns = te_ - t0_;                               \
-		(r)->allocs = a0_ < 0 ? -1 : bench_allocs() - a0_;         \
+#define MEASURE(r, CALL)                                                       \
+	do {                                                                   \
+		int64_t warm_ = bench_now_ns() + (r)->warmup_ns;               \
+		int64_t t0_, tb_, te_;                                         \
+		long a0_;                                                      \
+		while (bench_now_ns() < warm_)                                 \
+			for (long i_ = 0; i_ < (r)->batch; i_++)               \
+				if (!(CALL))                                   \
+					goto measure_failed;                   \
+		a0_ = bench_allocs();                                          \
+		t0_ = te_ = bench_now_ns();                                    \
+		while ((r)->n_avg < (r)->max_avg &&                            \
+		       (r)->calls < (r)->max_calls &&                          \
+		       te_ - t0_ < (r)->duration_ns) {                         \
+			tb_ = bench_now_ns();                                  \
+			for (long i_ = 0; i_ < (r)->batch; i_++)               \
+				if (!(CALL))                                   \
+					goto measure_failed;                   \
+			te_ = bench_now_ns();                                  \
+			(r)->avg[(r)->n_avg++] =                               \
+				(double)(te_ - tb_) / (double)(r)->batch;      \
+			(r)->calls += (r)->batch;                              \
+		}                                                              \
+		(r)->elapsed_ns = te_ - t0_;                                   \
+		(r)->allocs = a0_ < 0 ? -1 : bench_allocs() - a0_;             \
 	} while (0)
 
 #endif

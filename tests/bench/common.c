@@ -80,8 +80,8 @@ static long number(const char *s, long min, long max)
 	return v;
 }
 
-void run_init(struct run *r, int argc, char **argv, int *ret_go,
-              int *ret_ready, const char **ret_out)
+void run_init(struct run *r, int argc, char **argv, int *ret_go, int *ret_ready,
+              const char **ret_out)
 {
 	if (argc != 7) {
 		fprintf(stderr, "usage: MODE GO_FD READY_FD OUT DURATION_MS "
@@ -97,8 +97,8 @@ void run_init(struct run *r, int argc, char **argv, int *ret_go,
 	r->max_calls = number(argv[6], 1, 1L << 40);
 	/* About 10 % of the run, at most 20 ms: the first calls fault in
 	 * pages, fill caches and train the branch predictor. */
-	r->warmup_ns = r->duration_ns / 10 < 20000000 ? r->duration_ns / 10
-	                                              : 20000000;
+	r->warmup_ns =
+		r->duration_ns / 10 < 20000000 ? r->duration_ns / 10 : 20000000;
 	r->max_avg = 1 << 20;
 	r->avg = malloc(r->max_avg * sizeof(*r->avg));
 	if (!r->avg)

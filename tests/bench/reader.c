@@ -386,8 +386,8 @@ static void setup(struct ctx *c, const char *mode, const char *out)
 #endif
 	} else if (strcmp(mode, "memcached") == 0) {
 #ifdef HAVE_LIBMEMCACHED
-		in_port_t port = (in_port_t)atoi(
-			env("BENCH_MEMCACHED_PORT", out));
+		in_port_t port =
+			(in_port_t)atoi(env("BENCH_MEMCACHED_PORT", out));
 
 		c->mc = memcached_create(NULL);
 		if (!c->mc ||
@@ -485,8 +485,10 @@ static int worker(int argc, char **argv)
 
 	/* Every method must have handed over the very same bytes. */
 	if (memcmp(buf, c.expect, c.want + 1) != 0)
-		run_fail(out, "%s: the header read differs from the expected "
-		              "one", mode);
+		run_fail(out,
+		         "%s: the header read differs from the expected "
+		         "one",
+		         mode);
 	run_write(&r, out);
 	ucaasauth_close(c.ua);
 #ifdef HAVE_HIREDIS

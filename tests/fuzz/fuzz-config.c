@@ -14,8 +14,7 @@
 #include "internal.h"
 
 static const char *paths[] = {
-	"/etc/ucaasauth/ucaasauth.conf",
-	"/ucaasauth.conf",
+	"/etc/ucaasauth/ucaasauth.conf", "/ucaasauth.conf",
 	NULL, /* /ddd.../u.conf, its directory PATH_MAX - 11 bytes long */
 };
 

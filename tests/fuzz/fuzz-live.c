@@ -16,7 +16,8 @@
 #include "cache.h"
 #include "fuzz.h"
 
-#define TOKEN_HEADER TOKEN_PREFIX "fuzz-live-0123456789abcdefghijklmnopqrstuvwxyz"
+#define TOKEN_HEADER                                                           \
+	TOKEN_PREFIX "fuzz-live-0123456789abcdefghijklmnopqrstuvwxyz"
 
 static void check_reader(const struct segment *seg)
 {
@@ -36,7 +37,8 @@ static void check_reader(const struct segment *seg)
 		           snap.expires_ms - snap.issued_ms <= LIFE_MAX_MS);
 	}
 	if (token_view(seg, buf, sizeof(buf), &snap))
-		FUZZ_CHECK(snap.expires_ms - now <= LIFE_MAX_MS + CLOCK_SKEW_MS);
+		FUZZ_CHECK(snap.expires_ms - now <=
+		           LIFE_MAX_MS + CLOCK_SKEW_MS);
 	cache_refresh_state(seg, now, &st);
 	FUZZ_CHECK(st.next_attempt_ms <= now + BACKOFF_MAX_MS);
 	FUZZ_CHECK((st.failures > 0) == (st.last_status < 0));
@@ -71,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(cache_open(CACHE_PROCESS, NULL, &seg) == 0);
 	publish_token(seg);
 	while (at + 3 <= size) {
-		size_t off = ((size_t)data[at] << 8 | data[at + 1]) % SEGMENT_SIZE;
+		size_t off =
+			((size_t)data[at] << 8 | data[at + 1]) % SEGMENT_SIZE;
 		size_t n = 1 + data[at + 2] % 16;
 
 		at += 3;

@@ -114,8 +114,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", argv[i], strerror(errno));
 			return 1;
 		}
-		n += S_ISDIR(st.st_mode) ? run_dir(argv[i])
-		                         : run_file(argv[i]);
+		n += S_ISDIR(st.st_mode) ? run_dir(argv[i]) : run_file(argv[i]);
 	}
 	if (n == 0) {
 		fprintf(stderr, "usage: %s FILE|DIR...: no input found\n",

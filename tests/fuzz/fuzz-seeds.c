@@ -57,9 +57,9 @@ static void put_str(const char *target, const char *name, const char *s)
 
 /* ---- config ---------------------------------------------------------- */
 
-#define GOOD                                                              \
-	"[profile p]\n"                                                   \
-	"api_base = https://api.enablex.io/ucaas/v1\n"                    \
+#define GOOD                                                                   \
+	"[profile p]\n"                                                        \
+	"api_base = https://api.enablex.io/ucaas/v1\n"                         \
 	"app_id = app-1234\n"
 
 static const struct {
@@ -68,67 +68,68 @@ static const struct {
 	{"good-minimal", GOOD},
 	{"good-empty", ""},
 	{"good-comments", "# a comment\n; another\n\n" GOOD "   \n# end\n"},
-	{"good-two-profiles",
-	 "default_profile = srv\n"
-	 "[profile tok]\n"
-	 "api_base = https://api.enablex.io/ucaas/v1/\n"
-	 "app_id = app-1234\n"
-	 "provider = required login\n"
-	 "credentials = tok.cred\n"
-	 "key_file = /etc/ucaasauth/master.key\n"
-	 "ca_file = certs/ca.pem\n"
-	 "cache = process\n"
-	 "token_ttl = 600\n"
-	 "refresh_ahead = 120\n"
-	 "expiry_margin = 30\n"
-	 "wait_timeout = 10\n"
-	 "connect_timeout = 3\n"
-	 "timeout = 9\n"
-	 "[ profile\tsrv ]\n"
-	 "api_base = http://127.0.0.1:8080/ucaas/v1\n"
-	 "app_id = app-1234\n"
-	 "provider = basic\n"},
-	{"good-daemon",
-	 "[profile default]\n"
-	 "api_base = http://[::1]:9/x\n"
-	 "app_id = a\n"
-	 "cache = daemon\n"
-	 "socket = run/authd.sock\n"
-	 "allow_users = www-data, 1001\n"
-	 "allow_groups = ops\n"},
+	{"good-two-profiles", "default_profile = srv\n"
+                              "[profile tok]\n"
+                              "api_base = https://api.enablex.io/ucaas/v1/\n"
+                              "app_id = app-1234\n"
+                              "provider = required login\n"
+                              "credentials = tok.cred\n"
+                              "key_file = /etc/ucaasauth/master.key\n"
+                              "ca_file = certs/ca.pem\n"
+                              "cache = process\n"
+                              "token_ttl = 600\n"
+                              "refresh_ahead = 120\n"
+                              "expiry_margin = 30\n"
+                              "wait_timeout = 10\n"
+                              "connect_timeout = 3\n"
+                              "timeout = 9\n"
+                              "[ profile\tsrv ]\n"
+                              "api_base = http://127.0.0.1:8080/ucaas/v1\n"
+                              "app_id = app-1234\n"
+                              "provider = basic\n"},
+	{"good-daemon", "[profile default]\n"
+                        "api_base = http://[::1]:9/x\n"
+                        "app_id = a\n"
+                        "cache = daemon\n"
+                        "socket = run/authd.sock\n"
+                        "allow_users = www-data, 1001\n"
+                        "allow_groups = ops\n"},
 	{"good-crlf", "[profile p]\r\napi_base = http://localhost\r\n"
-	              "app_id = x\r\n"},
+                      "app_id = x\r\n"},
 	{"good-short-ttl", GOOD "token_ttl = 1\nrefresh_ahead = 0\n"
-	                        "expiry_margin = 0\n"},
+                                "expiry_margin = 0\n"},
 	{"good-hash-in-value", GOOD "credentials = /a#b/c;d.cred\n"},
 	{"good-longest-name",
-	 "[profile aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"
-	 "api_base = https://x\napp_id = a\nkey_file = /k\n"},
+         "[profile aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"
+         "api_base = https://x\napp_id = a\nkey_file = /k\n"},
 	{"bad-unknown-key", GOOD "colour = red\n"},
 	{"bad-unknown-section", "[server p]\n"},
 	{"bad-no-bracket", "[profile p\n"},
 	{"bad-profile-word", "[profile]\n"},
 	{"bad-profile-name", "[profile a/b]\n"},
 	{"bad-long-name",
-	 "[profile aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"},
+         "[profile aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"},
 	{"bad-duplicate-profile", GOOD GOOD},
 	{"bad-key-before-section", "api_base = https://x\n" GOOD},
 	{"bad-default-missing", "default_profile = zz\n" GOOD},
 	{"bad-default-name", "default_profile = a b\n" GOOD},
 	{"bad-no-equals", GOOD "token_ttl 5\n"},
 	{"bad-empty-key", GOOD " = 5\n"},
-	{"bad-control-char", GOOD "app_id = a\x01" "b\n"},
+	{"bad-control-char", GOOD "app_id = a\x01"
+                                  "b\n"},
 	{"bad-missing-api-base", "[profile p]\napp_id = a\n"},
 	{"bad-missing-app-id", "[profile p]\napi_base = https://x\n"},
 	{"bad-http-remote", "[profile p]\napi_base = http://example.com\n"},
 	{"bad-http-local-lookalike",
-	 "[profile p]\napi_base = http://localhost.example.com\n"},
+         "[profile p]\napi_base = http://localhost.example.com\n"},
 	{"bad-userinfo", "[profile p]\napi_base = http://127.0.0.1:80@evil\n"},
 	{"bad-empty-port", "[profile p]\napi_base = http://[::1]:/x\n"},
 	{"bad-https-empty-host", "[profile p]\napi_base = https:///x\n"},
 	{"bad-query", "[profile p]\napi_base = https://x/?a=b\n"},
-	{"bad-app-id-colon", "[profile p]\napi_base = https://x\napp_id = a:b\n"},
-	{"bad-app-id-space", "[profile p]\napi_base = https://x\napp_id = a b\n"},
+	{"bad-app-id-colon",
+         "[profile p]\napi_base = https://x\napp_id = a:b\n"},
+	{"bad-app-id-space",
+         "[profile p]\napi_base = https://x\napp_id = a b\n"},
 	{"bad-duplicate-key", GOOD "app_id = again\n"},
 	{"bad-duplicate-int", GOOD "timeout = 5\ntimeout = 6\n"},
 	{"bad-duplicate-cache", GOOD "cache = shared\ncache = process\n"},
@@ -147,26 +148,27 @@ static const struct {
 	{"bad-empty-path", GOOD "credentials =\n"},
 	{"bad-allow-users", GOOD "allow_users = a;b\n"},
 	{"good-stack", GOOD "provider = sufficient login\n"
-	               "provider = required basic\n"},
+                            "provider = required basic\n"},
 	{"good-exec", GOOD "provider = exec /usr/bin/get-token --json -v\n"
-	              "exec_env = HOME PATH\tLANG\n"},
+                           "exec_env = HOME PATH\tLANG\n"},
 	{"good-module", GOOD "provider = optional my-mod_2 a=b c\n"
-	                "provider = requisite login\n"
-	                "module_dir = /usr/lib/ucaasauth\n"},
+                             "provider = requisite login\n"
+                             "module_dir = /usr/lib/ucaasauth\n"},
 	{"bad-module-name", GOOD "provider = MyMod\n"},
 	{"bad-misspelt-control", GOOD "provider = mandatory basic\n"},
 	{"bad-control-only", GOOD "provider = required\n"},
 	{"bad-exec-relative", GOOD "provider = exec get-token\n"},
-	{"bad-exec-del", GOOD "provider = exec /x a\x7f" "b\n"},
+	{"bad-exec-del", GOOD "provider = exec /x a\x7f"
+                              "b\n"},
 	{"bad-stack-no-control", GOOD "provider = required login\n"
-	                         "provider = basic\n"},
+                                      "provider = basic\n"},
 	{"bad-stack-nine", GOOD "provider = optional a\nprovider = optional b\n"
-	                   "provider = optional c\nprovider = optional d\n"
-	                   "provider = optional e\nprovider = optional f\n"
-	                   "provider = optional g\nprovider = optional h\n"
-	                   "provider = optional i\n"},
+                                "provider = optional c\nprovider = optional d\n"
+                                "provider = optional e\nprovider = optional f\n"
+                                "provider = optional g\nprovider = optional h\n"
+                                "provider = optional i\n"},
 	{"bad-args-17", GOOD "provider = exec /x 1 2 3 4 5 6 7 8 9 10 11 12 "
-	                "13 14 15 16 17\n"},
+                             "13 14 15 16 17\n"},
 	{"bad-module-dir-relative", GOOD "module_dir = lib\n"},
 	{"bad-exec-env", GOOD "exec_env = 1PATH\n"},
 	{"bad-second-profile", GOOD "[profile q]\napi_base = https://y\n"},
@@ -336,7 +338,17 @@ static void cred_seeds(void)
 /* ---- login ----------------------------------------------------------- */
 
 /* Indices into fuzz-login.c's statuses[]. */
-enum { S200, S401, S403, S429, S500, S503, S302, S404, S201 };
+enum {
+	S200,
+	S401,
+	S403,
+	S429,
+	S500,
+	S503,
+	S302,
+	S404,
+	S201
+};
 
 static const struct {
 	const char *name;
@@ -348,18 +360,20 @@ static const struct {
 	{"200-expires-min", S200, "{\"token\": \"abc\", \"expires_in\": 1}"},
 	{"200-expires-max", S200, "{\"expires_in\": 86400, \"token\": \"a\"}"},
 	{"200-expires-zero", S200, "{\"token\": \"abc\", \"expires_in\": 0}"},
-	{"200-expires-big", S200, "{\"token\": \"abc\", \"expires_in\": 86401}"},
+	{"200-expires-big", S200,
+         "{\"token\": \"abc\", \"expires_in\": 86401}"},
 	{"200-expires-negative", S200,
-	 "{\"token\": \"abc\", \"expires_in\": -5}"},
-	{"200-expires-float", S200, "{\"token\": \"abc\", \"expires_in\": 1.5}"},
+         "{\"token\": \"abc\", \"expires_in\": -5}"},
+	{"200-expires-float", S200,
+         "{\"token\": \"abc\", \"expires_in\": 1.5}"},
 	{"200-expires-string", S200,
-	 "{\"token\": \"abc\", \"expires_in\": \"900\"}"},
+         "{\"token\": \"abc\", \"expires_in\": \"900\"}"},
 	{"200-expires-huge", S200,
-	 "{\"token\": \"abc\", \"expires_in\": 18446744073709551616}"},
+         "{\"token\": \"abc\", \"expires_in\": 18446744073709551616}"},
 	{"200-escapes", S200, "{\"token\": \"a\\/b\\u0041\\\"c\"}"},
 	{"200-extra-keys", S200,
-	 "{\"result\": 0, \"token\": \"t\", \"user\": {\"id\": [1, 2, null]}, "
-	 "\"ok\": true}"},
+         "{\"result\": 0, \"token\": \"t\", \"user\": {\"id\": [1, 2, null]}, "
+         "\"ok\": true}"},
 	{"200-duplicate-token", S200, "{\"token\": \"a\", \"token\": \"b\"}"},
 	{"200-whitespace", S200, " \r\n\t{ \"token\" : \"abc\" } \n"},
 	{"200-empty-body", S200, ""},
@@ -382,15 +396,15 @@ static const struct {
 	{"200-comment", S200, "/* c */ {\"token\": \"abc\"} // d\n"},
 	{"200-single-quotes", S200, "{'token': 'abc'}"},
 	{"200-deep", S200,
-	 "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]"
-	 "]]]]]]]]]]]]]]]]]]]], \"token\": \"abc\"}"},
+         "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]], \"token\": \"abc\"}"},
 	{"201-token", S201, "{\"token\": \"abc\"}"},
 	{"302-redirect", S302, ""},
 	{"401-bad-credentials", S401,
-	 "{\"result\": 1002, \"msg\": \"Invalid credentials\"}"},
+         "{\"result\": 1002, \"msg\": \"Invalid credentials\"}"},
 	{"403-expired", S403,
-	 "{\"result\": 1001, \"msg\": \"Token expired\", \"desc\": \"Log in "
-	 "again\"}"},
+         "{\"result\": 1001, \"msg\": \"Token expired\", \"desc\": \"Log in "
+         "again\"}"},
 	{"403-msg-control", S403, "{\"msg\": \"bad\\u0007\\r\\nx\"}"},
 	{"403-msg-number", S403, "{\"msg\": 5}"},
 	{"429-slow-down", S429, "{\"msg\": \"Too many requests\"}"},
@@ -429,9 +443,25 @@ static void login_seeds(void)
 /* ---- segment --------------------------------------------------------- */
 
 /* Byte 0 of a segment input, as fuzz-segment.c reads it. */
-enum { PADDED, EXACT, OVER_BODY, OVER_AT };
-enum { SIZE_PAGE = 0, SIZE_0 = 4, SIZE_64, SIZE_PAGE_LESS_1, SIZE_PAGE_PLUS_1 };
-enum { MODE_0600 = 0, MODE_0700 = 5, MODE_0640, MODE_0606 };
+enum {
+	PADDED,
+	EXACT,
+	OVER_BODY,
+	OVER_AT
+};
+enum {
+	SIZE_PAGE = 0,
+	SIZE_0 = 4,
+	SIZE_64,
+	SIZE_PAGE_LESS_1,
+	SIZE_PAGE_PLUS_1
+};
+enum {
+	MODE_0600 = 0,
+	MODE_0700 = 5,
+	MODE_0640,
+	MODE_0606
+};
 
 static uint8_t layout(int kind, int size, int mode)
 {
@@ -450,11 +480,11 @@ static void put_at(const char *name, size_t at, const void *data, size_t len)
 	put("segment", name, buf, 3 + len);
 }
 
-#define PUT_FIELD(name, field, value)                                     \
-	do {                                                              \
-		__typeof__(value) v_ = (value);                           \
-		put_at(name, offsetof(struct segment, field), &v_,        \
-		       sizeof(v_));                                       \
+#define PUT_FIELD(name, field, value)                                          \
+	do {                                                                   \
+		__typeof__(value) v_ = (value);                                \
+		put_at(name, offsetof(struct segment, field), &v_,             \
+		       sizeof(v_));                                            \
 	} while (0)
 
 /* A real segment holding a token and a failure, as fuzz-segment.c's
@@ -487,9 +517,8 @@ static void segment_seeds(void)
 {
 	static const int sizes[] = {SIZE_0, SIZE_64, SIZE_PAGE_LESS_1,
 	                            SIZE_PAGE_PLUS_1};
-	static const char *const size_names[] = {"size-0", "size-64",
-	                                          "size-page-less-1",
-	                                          "size-page-plus-1"};
+	static const char *const size_names[] = {
+		"size-0", "size-64", "size-page-less-1", "size-page-plus-1"};
 	static const int modes[] = {MODE_0700, MODE_0640, MODE_0606};
 	static const char *const mode_names[] = {"mode-0700", "mode-0640",
 	                                         "mode-0606"};
@@ -574,7 +603,7 @@ static const struct {
 	{"refresh", "command=refresh\nprofile=tok\n\n"},
 	{"reject", "command=reject\nprofile=tok\ngeneration=42\n\n"},
 	{"pipelined", "command=attach\nprofile=a\n\ncommand=refresh\n"
-	              "profile=a\n\ncommand=reject\n"},
+                      "profile=a\n\ncommand=reject\n"},
 	{"unknown-keys", "command=attach\nprofile=tok\nx_future=1\n\n"},
 	{"empty", "\n"},
 	{"incomplete", "command=attach\nprofile=tok\n"},
@@ -593,8 +622,8 @@ static const struct {
 	{"bad-key-32", "abcdefghijklmnopqrstuvwxyzabcdef=1\n\n"},
 	{"bad-duplicate", "profile=a\nprofile=b\n\n"},
 	{"bad-seventeen",
-	 "a=1\nb=1\nc=1\nd=1\ne=1\nf=1\ng=1\nh=1\ni=1\nj=1\nk=1\n"
-	 "l=1\nm=1\nn=1\no=1\np=1\nq=1\n\n"},
+         "a=1\nb=1\nc=1\nd=1\ne=1\nf=1\ng=1\nh=1\ni=1\nj=1\nk=1\n"
+         "l=1\nm=1\nn=1\no=1\np=1\nq=1\n\n"},
 };
 
 static void request_seeds(void)

@@ -30,15 +30,21 @@
 #include "cache.h"
 #include "fuzz.h"
 
-#define IDENTITY "v1\n0\nhttps://api.enablex.io/ucaas/v1\nfuzz-app\nfuzz@example.com"
+#define IDENTITY                                                               \
+	"v1\n0\nhttps://api.enablex.io/ucaas/v1\nfuzz-app\nfuzz@example.com"
 #define TOKEN_HEADER TOKEN_PREFIX "fuzz-token-0123456789"
 #define ERROR_TEXT "POST https://api.enablex.io/ucaas/v1/login: HTTP 503"
 
-enum { PADDED, EXACT, OVER_BODY, OVER_AT };
+enum {
+	PADDED,
+	EXACT,
+	OVER_BODY,
+	OVER_AT
+};
 
 static const size_t sizes[8] = {
-	SEGMENT_SIZE, SEGMENT_SIZE, SEGMENT_SIZE, SEGMENT_SIZE,
-	0,            64,           SEGMENT_SIZE - 1, SEGMENT_SIZE + 1,
+	SEGMENT_SIZE, SEGMENT_SIZE,     SEGMENT_SIZE,     SEGMENT_SIZE, 0,
+	64,           SEGMENT_SIZE - 1, SEGMENT_SIZE + 1,
 };
 static const mode_t modes[8] = {
 	0600, 0600, 0600, 0600, 0600, 0700, 0640, 0606,
@@ -161,8 +167,9 @@ static size_t lay_out(const uint8_t *data, size_t size, mode_t *ret_mode)
 
 static void write_file(size_t len, mode_t mode)
 {
-	int fd = open(seg_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	                                O_CLOEXEC, 0600);
+	int fd = open(seg_path,
+	              O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	              0600);
 
 	FUZZ_CHECK(fd >= 0);
 	FUZZ_CHECK(fchmod(fd, mode) == 0);
@@ -180,16 +187,15 @@ static uint64_t field(const uint8_t *img, size_t offset, size_t size)
 	return v;
 }
 
-#define FIELD(img, name)                                                  \
-	field((img), offsetof(struct segment, name),                      \
+#define FIELD(img, name)                                                       \
+	field((img), offsetof(struct segment, name),                           \
 	      sizeof(((struct segment *)0)->name))
 
 /* What cache.c promises to keep: one page, our magic, layout and size,
  * and a builder that finished. */
 static bool keepable(const uint8_t *img, size_t len)
 {
-	return len == SEGMENT_SIZE &&
-	       FIELD(img, magic) == SEGMENT_MAGIC &&
+	return len == SEGMENT_SIZE && FIELD(img, magic) == SEGMENT_MAGIC &&
 	       FIELD(img, version) == SEGMENT_VERSION &&
 	       FIELD(img, size) == SEGMENT_SIZE &&
 	       FIELD(img, state) == SEGMENT_READY;
@@ -295,9 +301,9 @@ static void check_attach(size_t len)
 	fd = memfd_create("fuzz-segment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	FUZZ_CHECK(fd >= 0);
 	FUZZ_CHECK(write(fd, image, len) == (ssize_t)len);
-	FUZZ_CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
-	                                          F_SEAL_FUTURE_WRITE |
-	                                          F_SEAL_SEAL) == 0);
+	FUZZ_CHECK(fcntl(fd, F_ADD_SEALS,
+	                 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
+	                         F_SEAL_SEAL) == 0);
 	r = cache_attach_fd(fd, &seg);
 	close(fd);
 	if (!keepable(image, len)) {

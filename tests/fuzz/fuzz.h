@@ -20,16 +20,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken property is a crash: libFuzzer keeps the input that broke it,
  * the replay fails the test. */
-#define FUZZ_CHECK(cond)                                                  \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			const char *e_ = ucaasauth_last_error();          \
-			fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed\n", \
-			        __FILE__, __LINE__, #cond);               \
-			if (e_)                                           \
-				fprintf(stderr, "  last error: %s\n", e_); \
-			abort();                                          \
-		}                                                         \
+#define FUZZ_CHECK(cond)                                                       \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			const char *e_ = ucaasauth_last_error();               \
+			fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed\n",      \
+			        __FILE__, __LINE__, #cond);                    \
+			if (e_)                                                \
+				fprintf(stderr, "  last error: %s\n", e_);     \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 #endif

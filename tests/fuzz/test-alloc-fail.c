@@ -335,8 +335,8 @@ RAW static void find_real(void)
 	real_mmap = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(
 		RTLD_NEXT, "mmap");
 	real_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
-	real_parse = (struct json_object * (*)(struct json_tokener *,
-	                                       const char *, int))
+	real_parse = (struct json_object *
+	              (*)(struct json_tokener *, const char *, int))
 		dlsym(RTLD_NEXT, "json_tokener_parse_ex");
 	if (!real_mmap || !real_munmap || !real_parse)
 		abort();
@@ -466,7 +466,8 @@ static void check_case(const struct test_case *c)
 		}
 		if (!inj.failed)
 			break;
-		if (r == want && digest == want_digest && r != UCAASAUTH_E_NOMEM)
+		if (r == want && digest == want_digest &&
+		    r != UCAASAUTH_E_NOMEM)
 			absorbed++;
 		else if (r != UCAASAUTH_E_NOMEM) {
 			fprintf(stderr,
@@ -478,13 +479,15 @@ static void check_case(const struct test_case *c)
 		}
 	}
 	if (r != want || digest != want_digest) {
-		fprintf(stderr, "%s: gave %d, then %d with a counting allocator\n",
+		fprintf(stderr,
+		        "%s: gave %d, then %d with a counting allocator\n",
 		        c->name, want, r);
 		failures++;
 	}
 	watching = false;
 	if (unwiped) {
-		fprintf(stderr, "%s: %lu freed blocks still held \"" MARK "\"\n",
+		fprintf(stderr,
+		        "%s: %lu freed blocks still held \"" MARK "\"\n",
 		        c->name, unwiped);
 		failures++;
 	}
@@ -610,8 +613,8 @@ static int run_login_parse(const struct test_case *c)
 	char token[TOKEN_MAX + 1];
 	int ttl = 0, r;
 
-	r = login_parse(c->status, c->text, text_len(c), "http://127.0.0.1/login",
-	                900, token, &ttl);
+	r = login_parse(c->status, c->text, text_len(c),
+	                "http://127.0.0.1/login", 900, token, &ttl);
 	if (r == 0) {
 		mix_str(token);
 		mix(&ttl, sizeof(ttl));
@@ -635,52 +638,52 @@ static int run_exec_parse(const struct test_case *c)
 	return r;
 }
 
-#define PROFILE_A                                                         \
-	"[profile a]\n"                                                   \
-	"api_base = https://api.enablex.io/ucaas/v1\n"                    \
+#define PROFILE_A                                                              \
+	"[profile a]\n"                                                        \
+	"api_base = https://api.enablex.io/ucaas/v1\n"                         \
 	"app_id = app-1\n"
 
 static const struct test_case config_cases[] = {
 	{"config_parse: empty", run_config_parse, ""},
 	{"config_parse: one profile", run_config_parse, PROFILE_A},
 	{"config_parse: every key", run_config_parse,
-	 "# all of them\n"
-	 "default_profile = b\r\n" PROFILE_A "[profile b]\n"
-	 "api_base = http://127.0.0.1:8080/ucaas/v1/\n"
-	 "app_id = app-2\n"
-	 "credentials = creds/b.cred\n"
-	 "key_file = /etc/ucaasauth/master.key\n"
-	 "ca_file = ca.pem\n"
-	 "provider = required basic\n"
-	 "cache = process\n"
-	 "token_ttl = 600\n"
-	 "refresh_ahead = 120\n"
-	 "expiry_margin = 30\n"
-	 "wait_timeout = 10\n"
-	 "connect_timeout = 3\n"
-	 "timeout = 9\n"
-	 "[profile c]\n"
-	 "api_base = https://example.com\n"
-	 "app_id = app-3\n"},
+         "# all of them\n"
+         "default_profile = b\r\n" PROFILE_A "[profile b]\n"
+         "api_base = http://127.0.0.1:8080/ucaas/v1/\n"
+         "app_id = app-2\n"
+         "credentials = creds/b.cred\n"
+         "key_file = /etc/ucaasauth/master.key\n"
+         "ca_file = ca.pem\n"
+         "provider = required basic\n"
+         "cache = process\n"
+         "token_ttl = 600\n"
+         "refresh_ahead = 120\n"
+         "expiry_margin = 30\n"
+         "wait_timeout = 10\n"
+         "connect_timeout = 3\n"
+         "timeout = 9\n"
+         "[profile c]\n"
+         "api_base = https://example.com\n"
+         "app_id = app-3\n"},
 	{"config_parse: unknown key", run_config_parse,
-	 PROFILE_A "[profile b]\napi_base = https://x\ncolour = red\n"},
+         PROFILE_A "[profile b]\napi_base = https://x\ncolour = red\n"},
 	{"config_parse: duplicate profile", run_config_parse,
-	 PROFILE_A PROFILE_A},
+         PROFILE_A PROFILE_A},
 	{"config_parse: missing app_id", run_config_parse,
-	 PROFILE_A "[profile b]\napi_base = https://x\n"},
+         PROFILE_A "[profile b]\napi_base = https://x\n"},
 	{"config_parse: missing default", run_config_parse,
-	 "default_profile = zz\n" PROFILE_A},
+         "default_profile = zz\n" PROFILE_A},
 	{"config_parse: two providers", run_config_parse,
-	 PROFILE_A "provider = login\nprovider = basic\n"},
+         PROFILE_A "provider = login\nprovider = basic\n"},
 	{"config_parse: stack, exec", run_config_parse,
-	 PROFILE_A "provider = sufficient exec /usr/bin/tok -a b\n"
-	 "provider = required login\n"
-	 "module_dir = /usr/lib/ucaasauth\n"
-	 "exec_env = HOME PATH\n"},
+         PROFILE_A "provider = sufficient exec /usr/bin/tok -a b\n"
+                   "provider = required login\n"
+                   "module_dir = /usr/lib/ucaasauth\n"
+                   "exec_env = HOME PATH\n"},
 	{"config_parse: bad timings", run_config_parse,
-	 PROFILE_A "token_ttl = 60\nrefresh_ahead = 60\n"},
+         PROFILE_A "token_ttl = 60\nrefresh_ahead = 60\n"},
 	{"config_parse: http to elsewhere", run_config_parse,
-	 PROFILE_A "[profile b]\napi_base = http://example.com\n"},
+         PROFILE_A "[profile b]\napi_base = http://example.com\n"},
 	{"config_load", run_config_load, ""},
 };
 
@@ -694,78 +697,77 @@ static const struct test_case config_cases[] = {
  */
 static const struct test_case login_cases[] = {
 	{"login_parse: token", run_login_parse, "{\"token\":\"abc-123\"}", 0,
-	 200},
+         200},
 	{"login_parse: token, expires_in", run_login_parse,
-	 "{\"token\": \"abc\", \"expires_in\": 60, \"x\": [1, 2.5, null]}", 0,
-	 200},
+         "{\"token\": \"abc\", \"expires_in\": 60, \"x\": [1, 2.5, null]}", 0,
+         200},
 	{"login_parse: long token", run_login_parse, NULL, 0, 200},
 	{"login_parse: many keys", run_login_parse,
-	 "{\"a\":1,\"b\":{\"c\":[true,false,{\"d\":\"eeeeeeeeeeeeeeeeeeeeeee"
-	 "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\"}]},\"token\":\"t\","
-	 "\"e\":\"\\u00e9\\n\",\"f\":-1.5e3,\"g\":\"gggggggggggggggggggggg"
-	 "gggggggggggggggggggggggggggggggggggggggg\"}",
-	 0, 200},
+         "{\"a\":1,\"b\":{\"c\":[true,false,{\"d\":\"eeeeeeeeeeeeeeeeeeeeeee"
+         "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\"}]},\"token\":\"t\","
+         "\"e\":\"\\u00e9\\n\",\"f\":-1.5e3,\"g\":\"gggggggggggggggggggggg"
+         "gggggggggggggggggggggggggggggggggggggggg\"}",
+         0, 200},
 	{"login_parse: not json", run_login_parse, "<html>hello</html>", 0,
-	 200},
+         200},
 	{"login_parse: no token", run_login_parse, "{\"tok\": \"abc\"}", 0,
-	 200},
+         200},
 	{"login_parse: token with space", run_login_parse,
-	 "{\"token\": \"a b\"}", 0, 200},
+         "{\"token\": \"a b\"}", 0, 200},
 	{"login_parse: bad expires_in", run_login_parse,
-	 "{\"token\": \"abc\", \"expires_in\": \"soon\"}", 0, 200},
+         "{\"token\": \"abc\", \"expires_in\": \"soon\"}", 0, 200},
 	{"login_parse: trailing bytes", run_login_parse,
-	 "{\"token\": \"abc\"} {}", 0, 200},
+         "{\"token\": \"abc\"} {}", 0, 200},
 	{"login_parse: 401", run_login_parse,
-	 "{\"result\": 1002, \"msg\": \"Invalid credentials\"}", 0, 401},
+         "{\"result\": 1002, \"msg\": \"Invalid credentials\"}", 0, 401},
 	{"login_parse: 403 expired", run_login_parse,
-	 "{\"result\": 1001, \"msg\": \"Token expired\", \"desc\": \"Your "
-	 "token has expired, please log in again\"}",
-	 0, 403},
+         "{\"result\": 1001, \"msg\": \"Token expired\", \"desc\": \"Your "
+         "token has expired, please log in again\"}",
+         0, 403},
 	{"login_parse: 503 html", run_login_parse,
-	 "<html><body>busy</body></html>", 0, 503},
-	{"login_parse: 404", run_login_parse, "{\"msg\": \"no such route\"}",
-	 0, 404},
+         "<html><body>busy</body></html>", 0, 503},
+	{"login_parse: 404", run_login_parse, "{\"msg\": \"no such route\"}", 0,
+         404},
 	{"login_parse: 302", run_login_parse, "", 0, 302},
 	/* Every string of an answer is wiped, not the token alone. */
 	{"login_parse: secrets beside the token", run_login_parse,
-	 "{\"token\": \"" MARK "-t\", \"refresh\": \"" MARK "-r\", "
-	 "\"" MARK "-name\": [\"" MARK "-a\", 1.25]}",
-	 0, 200},
+         "{\"token\": \"" MARK "-t\", \"refresh\": \"" MARK "-r\", "
+         "\"" MARK "-name\": [\"" MARK "-a\", 1.25]}",
+         0, 200},
 	{"login_parse: secrets, refused", run_login_parse,
-	 "{\"token\": \"" MARK " t\", \"refresh\": \"" MARK "-r\"}", 0,
-	 200},
+         "{\"token\": \"" MARK " t\", \"refresh\": \"" MARK "-r\"}", 0, 200},
 	{"login_parse: secrets, cut short", run_login_parse,
-	 "{\"refresh\": \"" MARK "-r\", \"x\": [{\"" MARK "-n\": \"" MARK,
-	 0, 200},
+         "{\"refresh\": \"" MARK "-r\", \"x\": [{\"" MARK "-n\": \"" MARK, 0,
+         200},
 	{"login_parse: secrets in a refusal", run_login_parse,
-	 "{\"msg\": \"bad\", \"hint\": \"" MARK "-h\"}", 0, 403},
+         "{\"msg\": \"bad\", \"hint\": \"" MARK "-h\"}", 0, 403},
 };
 
 /* An exec command's answer: the same JSON rules as a login answer. */
 static const struct test_case exec_cases[] = {
 	{"exec_parse: token", run_exec_parse,
-	 "{\"token\": \"abc\", \"expires_in\": 60}"},
+         "{\"token\": \"abc\", \"expires_in\": 60}"},
 	{"exec_parse: header", run_exec_parse,
-	 "{\"header\": \"Authorization: Bearer xyz\", \"x\": [1, 2.5]}"},
+         "{\"header\": \"Authorization: Bearer xyz\", \"x\": [1, 2.5]}"},
 	{"exec_parse: expires_at", run_exec_parse,
-	 "{\"token\": \"abc\", \"expires_at\": \"2999-01-01T00:00:00Z\"}"},
+         "{\"token\": \"abc\", \"expires_at\": \"2999-01-01T00:00:00Z\"}"},
 	{"exec_parse: not json", run_exec_parse, "token=abc"},
 	{"exec_parse: array", run_exec_parse, "[\"abc\"]"},
 	{"exec_parse: cut short", run_exec_parse,
-	 "{\"a\": [{\"b\": \"secret\", \"token\": \"ab"},
+         "{\"a\": [{\"b\": \"secret\", \"token\": \"ab"},
 	{"exec_parse: no token", run_exec_parse, "{\"tok\": \"abc\"}"},
 	{"exec_parse: bad expires_in", run_exec_parse,
-	 "{\"token\": \"abc\", \"expires_in\": \"soon\"}"},
+         "{\"token\": \"abc\", \"expires_in\": \"soon\"}"},
 	{"exec_parse: secrets beside the header", run_exec_parse,
-	 "{\"header\": \"Authorization: Bearer " MARK "\", \"token\": "
-	 "\"" MARK "-t\", \"" MARK "-name\": {\"k\": \"" MARK "-v\"}}"},
+         "{\"header\": \"Authorization: Bearer " MARK "\", \"token\": "
+         "\"" MARK "-t\", \"" MARK "-name\": {\"k\": \"" MARK "-v\"}}"},
 	{"exec_parse: secrets, cut short", run_exec_parse,
-	 "{\"token\": \"" MARK "-t\", \"x\": [\"" MARK},
+         "{\"token\": \"" MARK "-t\", \"x\": [\"" MARK},
 };
 
 static const struct test_case secrets_cases[] = {
 	{"secrets_parse: good", run_secrets_parse,
-	 "app_key=k\nemail=a@b.c\npassword=p w\n"},
+         "app_key=k\nemail=a@b.c\npassword=p w\n"},
 	{"secrets_parse: unknown key", run_secrets_parse, "user=x\n"},
 	{"cred_encrypt", run_cred_encrypt, "someone@example.com"},
 	{"cred_load", run_cred_load, ""},
@@ -859,7 +861,8 @@ int main(void)
 	snprintf(conf_file, sizeof(conf_file), "%s/ucaasauth.conf", tmp);
 	snprintf(key_file, sizeof(key_file), "%s/master.key", tmp);
 	snprintf(cred_file, sizeof(cred_file), "%s/p.cred", tmp);
-	save_file(conf_file, config_cases[2].text, strlen(config_cases[2].text));
+	save_file(conf_file, config_cases[2].text,
+	          strlen(config_cases[2].text));
 	save_file(key_file, key, sizeof(key));
 	cred_profile = (struct profile){
 		.name = "p",

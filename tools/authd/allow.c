@@ -8,8 +8,8 @@
 #include "authd.h"
 
 /* Names or numbers, commas or spaces. */
-static int resolve_ids(const char *list, bool users, unsigned *out,
-                       size_t *n, const char *profile)
+static int resolve_ids(const char *list, bool users, unsigned *out, size_t *n,
+                       const char *profile)
 {
 	char word[64];
 
@@ -30,8 +30,10 @@ static int resolve_ids(const char *list, bool users, unsigned *out,
 			struct passwd *pw = users ? getpwnam(word) : NULL;
 			struct group *gr = users ? NULL : getgrnam(word);
 			if (!pw && !gr) {
-				log_msg(LOG_ERR, "profile '%s': no %s named '%s'",
-				        profile, users ? "user" : "group", word);
+				log_msg(LOG_ERR,
+				        "profile '%s': no %s named '%s'",
+				        profile, users ? "user" : "group",
+				        word);
 				return -1;
 			}
 			id = pw ? pw->pw_uid : gr->gr_gid;

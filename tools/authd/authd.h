@@ -13,7 +13,11 @@
 
 #define MAX_IDS 64
 
-enum { LOG_ERR = 3, LOG_WARNING = 4, LOG_INFO = 6 };
+enum {
+	LOG_ERR = 3,
+	LOG_WARNING = 4,
+	LOG_INFO = 6
+};
 
 /* main.c */
 void log_msg(int level, const char *fmt, ...) PRINTF(2, 3);

@@ -31,7 +31,8 @@ static bool journal, reloading;
 void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const names[] = {
-		[LOG_ERR] = "error", [LOG_WARNING] = "warning",
+		[LOG_ERR] = "error",
+		[LOG_WARNING] = "warning",
 		[LOG_INFO] = "info",
 	};
 	char text[1200];
@@ -97,8 +98,8 @@ bool on_signal(int signo)
 
 /* The profiles named, or every one with cache = daemon; all on one
  * socket. */
-static int start_profiles(const struct config *config, int argc,
-                          char **argv, const char **ret_sock)
+static int start_profiles(const struct config *config, int argc, char **argv,
+                          const char **ret_sock)
 {
 	const char *sock = NULL;
 

@@ -32,7 +32,8 @@ static void describe_token(struct served *s, const struct segment *seg,
 		        "profile '%s': %s failed (%u in a row): %s; next attempt "
 		        "in %lld s",
 		        s->name, what, st.failures, st.error,
-		        (long long)(st.next_attempt_ms - now_ms() + 999) / 1000);
+		        (long long)(st.next_attempt_ms - now_ms() + 999) /
+		                1000);
 	else
 		log_msg(LOG_INFO,
 		        "profile '%s': %s, generation %llu, valid %lld s",

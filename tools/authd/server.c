@@ -17,7 +17,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-
 #include "authd.h"
 #include "cache.h"
 #include "protocol.h"
@@ -41,8 +40,7 @@ struct conn {
 
 static struct conn *conns[MAX_CONNS];
 
-static void answer_error(int fd, int status, const char *fmt, ...)
-	PRINTF(3, 4);
+static void answer_error(int fd, int status, const char *fmt, ...) PRINTF(3, 4);
 static void answer_error(int fd, int status, const char *fmt, ...)
 {
 	struct outbuf out = {0};
@@ -68,8 +66,8 @@ static struct served *find_served(const char *name)
 }
 
 /* With s->mtx held: the segment and memfd cannot move meanwhile. */
-static void serve_request(struct served *s, struct conn *c,
-                          const char *command, const struct message *m)
+static void serve_request(struct served *s, struct conn *c, const char *command,
+                          const struct message *m)
 {
 	int memfd;
 	struct segment *seg = handle_segment(s->ua, &memfd);
@@ -208,7 +206,8 @@ static void log_refusal(const struct peer *peer, const char *why)
 		quiet++;
 		return;
 	}
-	log_msg(LOG_WARNING, "refused uid %u (gid %u, pid %d) at accept: %s"
+	log_msg(LOG_WARNING,
+	        "refused uid %u (gid %u, pid %d) at accept: %s"
 	        " (%u more refused in the second before)",
 	        (unsigned)peer->uid, (unsigned)peer->gid, (int)peer->pid, why,
 	        quiet);
@@ -292,7 +291,12 @@ static void on_accept(int lfd)
 
 int server_run(int lfd, int sigfd)
 {
-	enum { LISTEN, SIGNALS, RELOADS, FIRST };
+	enum {
+		LISTEN,
+		SIGNALS,
+		RELOADS,
+		FIRST
+	};
 	struct pollfd pfd[MAX_CONNS + FIRST];
 	size_t map[MAX_CONNS];
 	int64_t next_beat = 0;
@@ -311,8 +315,8 @@ int server_run(int lfd, int sigfd)
 		}
 		pfd[LISTEN] = (struct pollfd){.fd = lfd, .events = POLLIN};
 		pfd[SIGNALS] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-		pfd[RELOADS] = (struct pollfd){.fd = reload_event,
-		                               .events = POLLIN};
+		pfd[RELOADS] =
+			(struct pollfd){.fd = reload_event, .events = POLLIN};
 		for (size_t i = 0; i < MAX_CONNS; i++) {
 			if (!conns[i])
 				continue;

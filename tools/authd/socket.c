@@ -26,7 +26,8 @@ static int make_socket_dir(const char *sock)
 	snprintf(dir, sizeof(dir), "%s", sock);
 	slash = strrchr(dir, '/');
 	if (!slash || slash == dir) {
-		log_msg(LOG_ERR, "socket %s: needs a directory of its own", sock);
+		log_msg(LOG_ERR, "socket %s: needs a directory of its own",
+		        sock);
 		return -1;
 	}
 	*slash = 0;
@@ -79,8 +80,9 @@ int server_listen(const char *path)
 	 * answers on is not ours to take; anything else is refused. */
 	if (lstat(path, &st) == 0) {
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&addr,
-		                                  sizeof(addr)) == 0;
+		bool live =
+			probe >= 0 && connect(probe, (struct sockaddr *)&addr,
+		                              sizeof(addr)) == 0;
 		if (probe >= 0)
 			close(probe);
 		if (live || !S_ISSOCK(st.st_mode) || unlink(path) < 0) {

@@ -73,7 +73,7 @@ int profile_arg(int argc, char **argv, const char **ret)
 }
 
 int load_profile(const char *name, struct config **config,
-                        const struct profile **ret)
+                 const struct profile **ret)
 {
 	char path[PATH_MAX];
 	int r;
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 		{"keygen", cmd_keygen}, {"store", cmd_store},
 		{"header", cmd_header}, {"token", cmd_token},
 		{"status", cmd_status}, {"flush", cmd_flush},
-		{"check", cmd_check}, {"reject", cmd_reject},
+		{"check", cmd_check},   {"reject", cmd_reject},
 		{"curl", cmd_curl},
 	};
 	int c;

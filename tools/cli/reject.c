@@ -265,4 +265,3 @@ int cmd_curl(int argc, char **argv)
 	ucaasauth_close(ua);
 	return code;
 }
-

@@ -168,9 +168,11 @@ int cmd_status(int argc, char **argv)
 		       (int)info.daemon_pid,
 		       (long long)info.heartbeat_age_ms / 1000,
 		       (long long)(info.heartbeat_age_ms % 1000) / 100);
-		if (p->provider == PROVIDER_LOGIN && info.next_refresh_in_ms > 0)
+		if (p->provider == PROVIDER_LOGIN &&
+		    info.next_refresh_in_ms > 0)
 			printf("next refresh: in %lld s\n",
-			       (long long)(info.next_refresh_in_ms + 999) / 1000);
+			       (long long)(info.next_refresh_in_ms + 999) /
+			               1000);
 	}
 	printf("generation:   %llu\n", (unsigned long long)info.generation);
 	if (info.holds_header && p->provider == PROVIDER_BASIC) {
@@ -274,4 +276,3 @@ int cmd_check(int argc, char **argv)
 	ucaasauth_close(ua);
 	return 0;
 }
-

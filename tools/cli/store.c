@@ -184,12 +184,13 @@ static int read_secrets(const struct profile *p, struct secrets *secrets)
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read(STDIN_FILENO, input + len, INPUT_MAX + 1 - len);
+		ssize_t n =
+			read(STDIN_FILENO, input + len, INPUT_MAX + 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = fail_errno(UCAASAUTH_E_CREDENTIALS, errno, "reading",
-			               "standard input");
+			r = fail_errno(UCAASAUTH_E_CREDENTIALS, errno,
+			               "reading", "standard input");
 			goto out;
 		}
 		if (n == 0)
@@ -197,7 +198,8 @@ static int read_secrets(const struct profile *p, struct secrets *secrets)
 		len += n;
 		if (len > INPUT_MAX) {
 			r = fail(UCAASAUTH_E_CREDENTIALS,
-			         "standard input: more than %d bytes", INPUT_MAX);
+			         "standard input: more than %d bytes",
+			         INPUT_MAX);
 			goto out;
 		}
 	}
@@ -237,4 +239,3 @@ int cmd_store(int argc, char **argv)
 	config_free(config);
 	return r < 0 ? failed(r) : 0;
 }
-
