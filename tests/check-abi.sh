@@ -145,6 +145,17 @@ short() {
 	esac
 }
 
+# differ A B LABEL-A LABEL-B MESSAGE...: true when the files are the same;
+# else the message and a unified diff on stderr.
+differ() {
+	local a=$1 b=$2 la=$3 lb=$4
+	shift 4
+	cmp -s "$a" "$b" && return 0
+	echo "check-abi: $*:" >&2
+	diff -u --label "$la" --label "$lb" "$a" "$b" >&2 || true
+	return 1
+}
+
 n=$(wc -l <"$tmp/header")
 if [ "$n" -eq 0 ]; then
 	echo "check-abi: no function found in $header" >&2
@@ -230,13 +241,9 @@ proto_failed=0
 grep '^decl .*(' "$tmp/decls.header" | sort >"$tmp/protos.header" || true
 decls "$tmp/synopsis.c" 1 | grep '^decl .*(' | sort >"$tmp/protos.page" || true
 proto_n=$(grep -c . "$tmp/protos.header" || true)
-if ! cmp -s "$tmp/protos.header" "$tmp/protos.page"; then
-	echo "check-abi: the SYNOPSIS of $page does not declare the" \
-		"prototypes of $header (normalised, sorted):" >&2
-	diff -u --label "$header" --label "$page (SYNOPSIS)" \
-		"$tmp/protos.header" "$tmp/protos.page" >&2 || true
-	proto_failed=1
-fi
+differ "$tmp/protos.header" "$tmp/protos.page" "$header" \
+	"$page (SYNOPSIS)" "the SYNOPSIS of $page does not declare the" \
+	"prototypes of $header (normalised, sorted)" || proto_failed=1
 ffi_failed=0
 if grep '^cpp ' "$tmp/decls.ffi" >"$tmp/ffi.cpp"; then
 	echo "check-abi: $ffi has preprocessor lines, which FFI::cdef and" \
@@ -250,11 +257,9 @@ if ! grep -q '^enum UCAASAUTH_OK = 0$' "$tmp/decls.header.sorted" ||
 	! grep -q '^decl struct ucaasauth$' "$tmp/decls.header.sorted"; then
 	echo "check-abi: no status enum or struct ucaasauth found in $header" >&2
 	ffi_failed=1
-elif ! cmp -s "$tmp/decls.header.sorted" "$tmp/decls.ffi.sorted"; then
-	echo "check-abi: $ffi and $header declare different things" \
-		"(normalised: one declaration a line, sorted):" >&2
-	diff -u --label "$header" --label "$ffi" \
-		"$tmp/decls.header.sorted" "$tmp/decls.ffi.sorted" >&2 || true
+elif ! differ "$tmp/decls.header.sorted" "$tmp/decls.ffi.sorted" \
+	"$header" "$ffi" "$ffi and $header declare different things" \
+	"(normalised: one declaration a line, sorted)"; then
 	ffi_failed=1
 fi
 ffi_n=$(grep -c . "$tmp/decls.ffi.sorted" || true)
@@ -322,11 +327,9 @@ mod_n=$(grep -c . "$tmp/iface.header" || true)
 if [ "$mod_n" -eq 0 ]; then
 	echo "check-abi: no declaration found in $mod" >&2
 	mod_failed=1
-elif ! cmp -s "$tmp/iface.header" "$tmp/iface.page"; then
-	echo "check-abi: the SYNOPSIS of $mod_page does not declare" \
-		"what $mod declares (normalised, in order):" >&2
-	diff -u --label "$mod" --label "$mod_page (SYNOPSIS)" \
-		"$tmp/iface.header" "$tmp/iface.page" >&2 || true
+elif ! differ "$tmp/iface.header" "$tmp/iface.page" "$mod" \
+	"$mod_page (SYNOPSIS)" "the SYNOPSIS of $mod_page does not declare" \
+	"what $mod declares (normalised, in order)"; then
 	mod_failed=1
 else
 	echo "ok: ${mod_page##*/} SYNOPSIS matches ${mod##*/}" \
