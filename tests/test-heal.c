@@ -61,6 +61,24 @@ static bool well_formed(const char *buf, size_t len)
 	return true;
 }
 
+/*
+ * What random damage may leave: one safe header line (the prefix, visible
+ * ASCII, no CR, LF or NUL). A printable byte written into the token, or
+ * into its scheme, cannot be told from a token byte without a checksum on
+ * the hot path: it is served, and the API's 401 and one reject() and
+ * login end it (docs/security.md, "Stray writes of printable bytes").
+ */
+static bool safe_line(const char *buf, size_t len)
+{
+	if (len != strlen(buf) || len < 16 ||
+	    strncmp(buf, "Authorization: ", 15) != 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] < 0x20 || buf[i] > 0x7e)
+			return false;
+	return true;
+}
+
 static int reader(void *arg, int id)
 {
 	struct ucaasauth *ua;
@@ -314,10 +332,13 @@ static void test_random(void)
 {
 	struct ucaasauth *ua;
 	struct segment *seg;
-	uint32_t seed = randombytes_random();
+	/* HEAL_SEED replays a run. */
+	const char *again = getenv("HEAL_SEED");
+	uint32_t seed = again ? (uint32_t)strtoul(again, NULL, 10)
+	                      : randombytes_random();
 	char buf[4096];
 	size_t len;
-	int ok = 0, failed = 0;
+	int ok = 0, failed = 0, altered = 0;
 
 	printf("random: seed %u\n", seed);
 	srandom(seed);
@@ -340,15 +361,21 @@ static void test_random(void)
 			((volatile uint8_t *)seg)[at + k] = (uint8_t)random();
 		r = ucaasauth_header(ua, buf, sizeof(buf), &len);
 		if (r == 0) {
-			CHECK(well_formed(buf, len));
+			if (!safe_line(buf, len))
+				printf("round %d: wrote %d bytes at %zu; OK with "
+				       "\"%.*s\" (%zu bytes)\n",
+				       round, n, at, (int)len, buf, len);
+			CHECK(safe_line(buf, len));
+			altered += !well_formed(buf, len);
 			ok++;
 		} else {
 			CHECK(r >= UCAASAUTH_E_NOMEM && buf[0] == 0);
 			failed++;
 		}
 	}
-	printf("random: %d OK, %d statuses, %ld logins\n", ok, failed,
-	       mock_stat(&fix.mock, "logins"));
+	printf("random: %d OK (%d with printable bytes written into the "
+	       "line), %d statuses, %ld logins\n",
+	       ok, altered, failed, mock_stat(&fix.mock, "logins"));
 	/* And it is still of use: one flush, one header the server takes. */
 	CHECK_INT(handle_move(ua, ua->seg), 0);
 	CHECK_INT(ucaasauth_header(ua, buf, sizeof(buf), &len), 0);
