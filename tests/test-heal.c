@@ -49,18 +49,6 @@ static struct board {
 	_Atomic int damaged;
 } * board;
 
-/* A header line the library may return: what the server must see. */
-static bool well_formed(const char *buf, size_t len)
-{
-	if (len != strlen(buf) || len < 22 ||
-	    strncmp(buf, "Authorization: Token ", 21) != 0)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] < 0x20 || buf[i] > 0x7e)
-			return false;
-	return true;
-}
-
 /*
  * What random damage may leave: one safe header line (the prefix, visible
  * ASCII, no CR, LF or NUL). A printable byte written into the token, or
@@ -77,6 +65,13 @@ static bool safe_line(const char *buf, size_t len)
 		if (buf[i] < 0x20 || buf[i] > 0x7e)
 			return false;
 	return true;
+}
+
+/* A header line the library may return: what the server must see. */
+static bool well_formed(const char *buf, size_t len)
+{
+	return safe_line(buf, len) && len >= 22 &&
+	       strncmp(buf, "Authorization: Token ", 21) == 0;
 }
 
 static int reader(void *arg, int id)
