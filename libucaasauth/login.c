@@ -52,17 +52,19 @@ struct dlopen_note {
 
 /* Notes are 4-byte aligned: the explicit alignment also stops the
  * compiler from aligning a large object to 32, which breaks the note. */
-__attribute__((used, section(".note.dlopen"))) _Alignas(uint32_t) static const
-	struct dlopen_note dlopen_note = {
-		.nhdr =
-			{
-				.n_namesz = sizeof(DLOPEN_NOTE_OWNER),
-				.n_descsz = sizeof(DLOPEN_NOTE_JSON),
-				.n_type = DLOPEN_NOTE_TYPE,
-			},
-		.name = DLOPEN_NOTE_OWNER,
-		.json = DLOPEN_NOTE_JSON,
+/* clang-format cannot lay out an attribute before a declaration. */
+/* clang-format off */
+__attribute__((used, section(".note.dlopen"))) _Alignas(uint32_t)
+static const struct dlopen_note dlopen_note = {
+	.nhdr = {
+		.n_namesz = sizeof(DLOPEN_NOTE_OWNER),
+		.n_descsz = sizeof(DLOPEN_NOTE_JSON),
+		.n_type = DLOPEN_NOTE_TYPE,
+	},
+	.name = DLOPEN_NOTE_OWNER,
+	.json = DLOPEN_NOTE_JSON,
 };
+/* clang-format on */
 
 /* The libcurl functions this file calls, and nothing else: the table is
  * typed from curl.h, so a prototype change fails the build. */
